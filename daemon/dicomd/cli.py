@@ -1,0 +1,72 @@
+"""The command line; the only place that parses argv."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from . import __version__
+from .config import load_config
+from .errors import ConfigError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dicomd", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"dicomd {__version__}")
+    parser.add_argument("--verbose", action="store_true", help="log at DEBUG level")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the daemon in the foreground")
+    serve.add_argument("--config", type=Path, help="configuration file (JSON with comments)")
+    check = sub.add_parser("check-config", help="validate a configuration file")
+    check.add_argument("file", type=Path)
+    return parser
+
+
+def _serve(config_path: Path | None) -> int:
+    from .app import Daemon
+
+    config = load_config(config_path)
+    daemon = Daemon(config)
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        logging.getLogger("dicomd").info("signal %d received, stopping", signum)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        daemon.start()
+        stopping.wait()
+    finally:
+        daemon.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        if args.command == "serve":
+            return _serve(args.config)
+        if args.command == "check-config":
+            config = load_config(args.file)
+            print(
+                f"{args.file}: OK (HTTP port {config.http_port}, storage "
+                f"{config.storage_directory})"
+            )
+            return 0
+    except ConfigError as exc:
+        print(f"dicomd: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"dicomd: {exc}", file=sys.stderr)
+        return 1
+    return 2

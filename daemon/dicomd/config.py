@@ -1,0 +1,293 @@
+"""The configuration model: Orthanc's key names and defaults, plus the keys dicomd adds.
+
+Every default lives here and only here. A configuration file is JSON with ``//`` and ``/* */``
+comments, as Orthanc's own files have them. Keys dicomd does not implement are logged and
+ignored, so an existing Orthanc configuration starts; a key with a wrong type or value is a
+:class:`ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+# Keys of Orthanc's configuration that dicomd knows it does not implement (yet). They are
+# accepted silently apart from one informational line, unlike misspelt keys, which warn.
+KNOWN_ORTHANC_KEYS = frozenset(
+    [
+        "DicomAet",
+        "DicomPort",
+        "DicomServerEnabled",
+        "DicomCheckCalledAet",
+        "DicomModalities",
+        "DicomModalitiesInDatabase",
+        "DicomAlwaysAllowEcho",
+        "DicomAlwaysAllowStore",
+        "DicomAlwaysAllowFind",
+        "DicomAlwaysAllowMove",
+        "DicomAlwaysAllowGet",
+        "DicomCheckModalityHost",
+        "DicomScuTimeout",
+        "DicomScpTimeout",
+        "DicomAssociationCloseDelay",
+        "DicomThreadsCount",
+        "DicomTlsEnabled",
+        "DefaultEncoding",
+        "AcceptedTransferSyntaxes",
+        "UnknownSopClassAccepted",
+        "DeflatedTransferSyntaxAccepted",
+        "HttpServerEnabled",
+        "HttpCompressionEnabled",
+        "HttpTimeout",
+        "HttpProxy",
+        "HttpVerbose",
+        "HttpsVerifyPeers",
+        "HttpsCACertificates",
+        "HttpRequestTimeout",
+        "KeepAlive",
+        "KeepAliveTimeout",
+        "TcpNoDelay",
+        "SslEnabled",
+        "SslCertificate",
+        "SslMinimumProtocolVersion",
+        "SslVerifyPeers",
+        "SslTrustedClientCertificates",
+        "HttpHeaders",
+        "UserMetadata",
+        "UserContentType",
+        "StrictAetComparison",
+        "StoreDicom",
+        "DicomAssociationCloseDelay",
+        "QueryRetrieveSize",
+        "CaseSensitivePN",
+        "LoadPrivateDictionary",
+        "Dictionary",
+        "SynchronousCMove",
+        "JobsHistorySize",
+        "SaveJobs",
+        "ConcurrentJobs",
+        "OrthancPeers",
+        "OrthancPeersInDatabase",
+        "OrthancExplorerEnabled",
+        "WebDavEnabled",
+        "WebDavDeleteAllowed",
+        "WebDavUploadAllowed",
+        "MediaArchiveSize",
+        "LimitFindResults",
+        "LimitFindInstances",
+        "LogExportedResources",
+        "MaximumStorageSize",
+        "MaximumPatientCount",
+        "MaximumStorageMode",
+        "MaximumStorageCacheSize",
+        "LuaScripts",
+        "LuaHeartBeatPeriod",
+        "ExecuteLuaEnabled",
+        "RestApiWriteToFileSystemEnabled",
+        "CheckRevisions",
+        "Plugins",
+        "ConcurrentJobs",
+        "DicomWeb",
+        "Worklists",
+        "Python",
+        "PythonScript",
+        "PythonVerbose",
+        "IngestTranscoding",
+        "IngestTranscodingOfUncompressed",
+        "IngestTranscodingOfCompressed",
+        "BuiltinDecoderTranscoderOrder",
+        "DicomLossyTranscodingQuality",
+        "SyncStorageArea",
+        "MallocArenaMax",
+        "DeidentifyLogs",
+        "DeidentifyLogsDicomVersion",
+        "ReadOnly",
+        "StorageAccessOnFind",
+        "ExtraMainDicomTags",
+        "Warnings",
+        "ZipLoaderThreads",
+        "DatabaseServerIdentifier",
+        "MetricsEnabled",
+        "ExternalDictionaries",
+        "Locale",
+        "TranscodeDicomProtocol",
+        "DicomEchoChecksFind",
+        "DicomDefaultRetrieveMethod",
+        "Gdcm",
+        "PostgreSQL",
+        "MySQL",
+        "Transfers",
+        "Authorization",
+        "HotFolders",
+        "PythonScripts",
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated configuration. Paths are absolute."""
+
+    name: str = "dicomd"
+    http_port: int = 8042
+    remote_access_allowed: bool = False
+    authentication_enabled: bool = False
+    registered_users: Mapping[str, str] = field(default_factory=dict)
+    storage_directory: Path = Path("dicomd-data")
+    index_directory: Path = Path("dicomd-data")
+    storage_compression: bool = False
+    overwrite_instances: bool = False
+    store_md5_for_attachments: bool = True
+    http_describe_errors: bool = True
+    http_threads_count: int = 50
+    stable_age: int = 60
+    # The raw configuration as read, for GetOrthancConfiguration() and friends.
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def bind_address(self) -> str:
+        """Loopback only unless remote access is explicitly allowed."""
+        return "0.0.0.0" if self.remote_access_allowed else "127.0.0.1"
+
+
+def _bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(f'"{key}" must be true or false, not {json.dumps(value)}')
+
+
+def _port(key: str, value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 65535:
+        return value
+    raise ConfigError(f'"{key}" must be a TCP port number (0-65535), not {json.dumps(value)}')
+
+
+def _positive_int(key: str, value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    raise ConfigError(f'"{key}" must be a positive integer, not {json.dumps(value)}')
+
+
+def _stable_age(key: str, value: Any) -> int:
+    # As in Orthanc, a value below 1 means the default.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if value >= 1 else 60
+    raise ConfigError(f'"{key}" must be a number of seconds, not {json.dumps(value)}')
+
+
+def _string(key: str, value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    raise ConfigError(f'"{key}" must be a string, not {json.dumps(value)}')
+
+
+def _users(key: str, value: Any) -> dict[str, str]:
+    if isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        return dict(value)
+    raise ConfigError(f'"{key}" must be an object mapping user names to passwords')
+
+
+def _overwrite(key: str, value: Any) -> bool:
+    # Orthanc 1.10 takes a boolean; later releases also take "Never" / "Always".
+    if isinstance(value, bool):
+        return value
+    if value in ("Never", "Always"):
+        return value == "Always"
+    raise ConfigError(f'"{key}" must be true, false, "Never" or "Always", not {json.dumps(value)}')
+
+
+# Orthanc key -> (Config field, validator). Path keys are resolved separately.
+_SCALAR_KEYS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
+    "Name": ("name", _string),
+    "HttpPort": ("http_port", _port),
+    "RemoteAccessAllowed": ("remote_access_allowed", _bool),
+    "AuthenticationEnabled": ("authentication_enabled", _bool),
+    "RegisteredUsers": ("registered_users", _users),
+    "StorageCompression": ("storage_compression", _bool),
+    "OverwriteInstances": ("overwrite_instances", _overwrite),
+    "StoreMD5ForAttachments": ("store_md5_for_attachments", _bool),
+    "HttpDescribeErrors": ("http_describe_errors", _bool),
+    "HttpThreadsCount": ("http_threads_count", _positive_int),
+    "StableAge": ("stable_age", _stable_age),
+}
+_PATH_KEYS = {"StorageDirectory": "storage_directory", "IndexDirectory": "index_directory"}
+
+IMPLEMENTED_KEYS = frozenset(_SCALAR_KEYS) | frozenset(_PATH_KEYS)
+
+_COMMENT_OR_STRING = re.compile(r'"(?:\\.|[^"\\])*"|//[^\n]*|/\*.*?\*/', re.DOTALL)
+
+
+def strip_json_comments(text: str) -> str:
+    """Remove ``//`` and ``/* */`` comments that are outside JSON strings."""
+
+    def keep_strings(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token.startswith('"'):
+            return token
+        # Keep line breaks so that JSON error positions still point at the right line.
+        return "\n" * token.count("\n") or " "
+
+    return _COMMENT_OR_STRING.sub(keep_strings, text)
+
+
+def parse_config_text(text: str, source: str = "<config>") -> dict[str, Any]:
+    """Parse Orthanc-style JSON with comments into a dict; errors say where."""
+    try:
+        data = json.loads(strip_json_comments(text))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{source}: invalid JSON at line {exc.lineno}: {exc.msg}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the configuration must be a JSON object")
+    return data
+
+
+def build_config(data: Mapping[str, Any], base_dir: Path) -> Config:
+    """Validate a configuration mapping; relative paths resolve against ``base_dir``."""
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in _SCALAR_KEYS:
+            attr, check = _SCALAR_KEYS[key]
+            values[attr] = check(key, value)
+        elif key in _PATH_KEYS:
+            values[_PATH_KEYS[key]] = (base_dir / _string(key, value)).resolve()
+        elif key in KNOWN_ORTHANC_KEYS:
+            log.info('configuration key "%s" is not implemented by dicomd; ignored', key)
+        else:
+            log.warning('unknown configuration key "%s" ignored', key)
+
+    if "storage_directory" not in values:
+        values["storage_directory"] = (base_dir / Config.storage_directory).resolve()
+    if "index_directory" not in values:
+        # As in Orthanc, the index lives beside the storage unless told otherwise.
+        values["index_directory"] = values["storage_directory"]
+    if "authentication_enabled" not in values:
+        # As in Orthanc: opening the server to the network switches authentication on.
+        values["authentication_enabled"] = values.get("remote_access_allowed", False)
+    if values["authentication_enabled"] and not values.get("registered_users"):
+        log.warning(
+            "authentication is enabled but RegisteredUsers is empty: every request "
+            "will be refused with 401"
+        )
+    return Config(raw=dict(data), **values)
+
+
+def load_config(path: Path | None) -> Config:
+    """Load a configuration file, or the embedded defaults when ``path`` is None."""
+    if path is None:
+        return build_config({}, Path.cwd())
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from exc
+    return build_config(parse_config_text(text, str(path)), path.resolve().parent)

@@ -1,0 +1,152 @@
+"""The ingest pipeline: parse -> stage files -> index in one transaction -> publish files.
+
+Nothing is half-stored when a step fails: staged files are discarded if the transaction does
+not commit, and a crash between the steps is repaired by :meth:`FileStore.recover` at start.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..config import Config
+from ..errors import BadFileFormat
+from ..ids import ResourceIds
+from ..model import Change, ContentType, InstanceRecord, Level, Metadata, Origin, now_iso
+from ..storage.index import Index
+from ..storage.store import FileInfo, FileStore
+from .parse import ParsedInstance, parse_instance
+from .unpack import is_zip, iter_zip_members
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestResult:
+    """The outcome of one instance: Orthanc's upload answer and the changes it logged."""
+
+    status: str  # Success, AlreadyStored
+    ids: ResourceIds
+    changes: list[Change] = field(default_factory=list)
+
+    def answer(self) -> dict[str, str]:
+        """Orthanc's JSON answer to ``POST /instances``."""
+        return {
+            "ID": self.ids.instance,
+            "Path": f"/instances/{self.ids.instance}",
+            "Status": self.status,
+            "ParentPatient": self.ids.patient,
+            "ParentStudy": self.ids.study,
+            "ParentSeries": self.ids.series,
+        }
+
+
+def _instance_metadata(parsed: ParsedInstance, origin: Origin, date: str) -> dict[int, str]:
+    meta: dict[int, str] = {
+        Metadata.ReceptionDate: date,
+        Metadata.RemoteAET: origin.remote_aet,
+        Metadata.Origin: origin.request_origin,
+        Metadata.TransferSyntax: parsed.transfer_syntax,
+        Metadata.SopClassUid: parsed.sop_class_uid,
+    }
+    if origin.request_origin in ("RestApi", "DicomProtocol"):
+        meta[Metadata.RemoteIP] = origin.remote_ip
+    if origin.request_origin == "RestApi":
+        meta[Metadata.HttpUsername] = origin.username
+    if origin.request_origin == "DicomProtocol":
+        meta[Metadata.CalledAET] = origin.called_aet
+    if parsed.index_in_series is not None:
+        meta[Metadata.IndexInSeries] = parsed.index_in_series
+    if parsed.pixel_data_offset is not None:
+        meta[Metadata.PixelDataOffset] = str(parsed.pixel_data_offset)
+    return {int(k): v for k, v in meta.items()}
+
+
+def _series_metadata(parsed: ParsedInstance, origin: Origin) -> dict[int, str]:
+    meta = {int(Metadata.RemoteAET): origin.remote_aet}
+    if parsed.expected_instances:
+        meta[int(Metadata.ExpectedNumberOfInstances)] = str(parsed.expected_instances)
+    return meta
+
+
+class IngestPipeline:
+    """Stores DICOM instances; safe to call from many threads at once."""
+
+    def __init__(self, config: Config, store: FileStore, index: Index) -> None:
+        self.config = config
+        self.store = store
+        self.index = index
+        self._committed_listeners: list[Callable[[IngestResult], None]] = []
+
+    def on_committed(self, listener: Callable[[IngestResult], None]) -> None:
+        """Call ``listener`` after each instance's transaction commits."""
+        self._committed_listeners.append(listener)
+
+    def ingest(self, data: bytes, origin: Origin) -> IngestResult:
+        """Store one DICOM file. Raises :class:`BadFileFormat` for anything not storable."""
+        parsed = parse_instance(data)
+        overwrite = self.config.overwrite_instances
+        if not overwrite and self.index.get(Level.INSTANCE, parsed.ids.instance) is not None:
+            return IngestResult("AlreadyStored", parsed.ids)
+
+        files = self._stage_files(data, parsed)
+        date = now_iso()
+        record = InstanceRecord(
+            ids=parsed.ids,
+            main_tags=parsed.main_tags,
+            instance_metadata=_instance_metadata(parsed, origin, date),
+            series_metadata=_series_metadata(parsed, origin),
+            files=files,
+            overwrite=overwrite,
+            date=date,
+        )
+        uuids = [f.uuid for f in files]
+        try:
+            outcome = self.index.store_instance(record)
+        except BaseException:
+            self.store.discard(uuids)
+            raise
+        if outcome.status != "Success":
+            self.store.discard(uuids)
+            return IngestResult(outcome.status, parsed.ids)
+        self.store.publish(uuids)
+        if outcome.removed_files:
+            self.store.remove(outcome.removed_files)
+            self.index.forget_files(outcome.removed_files)
+        result = IngestResult("Success", parsed.ids, outcome.changes)
+        for listener in self._committed_listeners:
+            try:
+                listener(result)
+            except Exception:
+                log.exception("a listener of stored instances failed")
+        return result
+
+    def ingest_upload(self, data: bytes, origin: Origin) -> IngestResult | list[IngestResult]:
+        """Store one uploaded body: a DICOM file, or a ZIP archive of them (a list).
+
+        In a ZIP, entries that are not DICOM are skipped, as Orthanc does.
+        """
+        if not is_zip(data):
+            return self.ingest(data, origin)
+        results = []
+        for name, member in iter_zip_members(data):
+            try:
+                results.append(self.ingest(member, origin))
+            except BadFileFormat as exc:
+                log.info("ZIP entry %s skipped: %s", name, exc)
+        return results
+
+    def _stage_files(self, data: bytes, parsed: ParsedInstance) -> list[FileInfo]:
+        compress = self.config.storage_compression
+        files = [self.store.stage(data, ContentType.Dicom, compress)]
+        try:
+            if compress and parsed.pixel_data_offset:
+                # As Orthanc does, keep the header separately so that reading tags does not
+                # need to decompress the whole image.
+                header = data[: parsed.pixel_data_offset]
+                files.append(self.store.stage(header, ContentType.DicomUntilPixelData, True))
+        except BaseException:
+            self.store.discard(f.uuid for f in files)
+            raise
+        return files

@@ -1,0 +1,144 @@
+"""Domain vocabulary shared by the index, the ingest pipeline and the REST layer: resource
+levels, Orthanc's metadata numbers, content types and change types."""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass, field
+
+from .ids import ResourceIds
+
+
+class Level(enum.IntEnum):
+    """A resource level, numbered as Orthanc's ResourceType."""
+
+    PATIENT = 0
+    STUDY = 1
+    SERIES = 2
+    INSTANCE = 3
+
+    @property
+    def title(self) -> str:
+        """Orthanc's name: "Patient", "Study", "Series", "Instance"."""
+        return ("Patient", "Study", "Series", "Instance")[self]
+
+    @property
+    def plural(self) -> str:
+        """The URI collection: "patients", "studies", "series", "instances"."""
+        return ("patients", "studies", "series", "instances")[self]
+
+    @property
+    def children_key(self) -> str:
+        """The key listing the children in the resource JSON."""
+        return ("Studies", "Series", "Instances", "")[self]
+
+    @classmethod
+    def from_plural(cls, plural: str) -> Level:
+        return _BY_PLURAL[plural]
+
+
+_BY_PLURAL = {level.plural: level for level in Level}
+
+
+class Metadata(enum.IntEnum):
+    """Orthanc's core metadata numbers (user metadata take 1024..65535)."""
+
+    IndexInSeries = 1
+    ReceptionDate = 2
+    RemoteAET = 3
+    ExpectedNumberOfInstances = 4
+    ModifiedFrom = 5
+    AnonymizedFrom = 6
+    LastUpdate = 7
+    Origin = 8
+    TransferSyntax = 9
+    SopClassUid = 10
+    RemoteIP = 11
+    CalledAET = 12
+    HttpUsername = 13
+    PixelDataOffset = 14
+
+
+class ContentType(enum.IntEnum):
+    """Orthanc's system attachment numbers (user content types take 1024..65535)."""
+
+    Dicom = 1
+    DicomAsJson = 2
+    DicomUntilPixelData = 3
+
+    @property
+    def public_name(self) -> str:
+        return ("", "dicom", "dicom-as-json", "dicom-until-pixel-data")[self]
+
+
+class ChangeType(enum.IntEnum):
+    """Orthanc's change-log numbering (the core/REST one, not the Python plugin's)."""
+
+    CompletedSeries = 1
+    NewInstance = 2
+    NewPatient = 3
+    NewSeries = 4
+    NewStudy = 5
+    StablePatient = 12
+    StableStudy = 13
+    StableSeries = 14
+    UpdatedAttachment = 15
+    UpdatedMetadata = 16
+
+
+def now_iso() -> str:
+    """Orthanc's timestamp format (UTC): ``YYYYMMDDTHHMMSS``."""
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where an instance came from, as Orthanc's DicomInstanceOrigin describes it."""
+
+    request_origin: str = "Unknown"  # RestApi, HotFolder, Lua, Plugins, DicomProtocol, Unknown
+    remote_ip: str = ""
+    remote_aet: str = ""
+    called_aet: str = ""
+    username: str = ""
+
+
+@dataclass(frozen=True)
+class Change:
+    seq: int
+    change_type: ChangeType
+    level: Level
+    public_id: str
+    date: str
+
+
+@dataclass
+class InstanceRecord:
+    """Everything the index stores for one new instance, computed before the transaction."""
+
+    ids: ResourceIds
+    main_tags: dict[Level, dict[str, str]]
+    instance_metadata: dict[int, str]
+    series_metadata: dict[int, str]  # written only when the series is created
+    files: list  # list[FileInfo]
+    overwrite: bool
+    date: str = field(default_factory=now_iso)
+
+
+@dataclass
+class StoreOutcome:
+    status: str  # "Success" or "AlreadyStored"
+    new_levels: list[Level] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+    removed_files: list[str] = field(default_factory=list)  # replaced by an overwrite
+
+
+@dataclass
+class Resource:
+    """One row of the index, as the resource service needs it."""
+
+    internal_id: int
+    level: Level
+    public_id: str
+    parent_public_id: str | None
+    main_tags: dict[str, str]

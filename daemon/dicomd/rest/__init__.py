@@ -1,0 +1,52 @@
+"""The REST API: ``create_app(daemon)`` builds the Flask app, one blueprint per area."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask
+
+from .auth import install_auth
+from .errors import register_error_handlers
+
+if TYPE_CHECKING:
+    from ..app import Daemon
+
+_SLASHES = re.compile(r"//+")
+
+
+class _NormalisePath:
+    """Repeated slashes mean one slash and a trailing slash is ignored, as in Orthanc;
+    answered directly, without a redirect, since clients that join URLs produce them."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if "//" in path:
+            path = _SLASHES.sub("/", path)
+        if len(path) > 1 and path.endswith("/"):
+            path = path.rstrip("/") or "/"
+        environ["PATH_INFO"] = path
+        return self.app(environ, start_response)
+
+
+def create_app(daemon: Daemon) -> Flask:
+    """The Flask application serving ``daemon``'s REST API."""
+    from . import instances, resources, system
+
+    app = Flask("dicomd")
+    app.config["DESCRIBE_ERRORS"] = daemon.config.http_describe_errors
+    app.config["JSON_SORT_KEYS"] = True
+    app.extensions["dicomd"] = daemon
+    app.url_map.strict_slashes = False
+    register_error_handlers(app)
+    install_auth(app, daemon.config)
+    app.register_blueprint(system.blueprint)
+    app.register_blueprint(instances.blueprint)
+    app.register_blueprint(resources.blueprint)
+    app.wsgi_app = _NormalisePath(app.wsgi_app)  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,39 @@
+"""Small helpers shared by the views."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from flask import Response, current_app, json, request
+
+from ..errors import BadRequest
+
+if TYPE_CHECKING:
+    from ..app import Daemon
+
+
+def daemon() -> Daemon:
+    return current_app.extensions["dicomd"]  # type: ignore[no-any-return]
+
+
+def json_response(value: Any) -> Response:
+    """JSON the way Orthanc writes it (indented, sorted keys, UTF-8)."""
+    text = json.dumps(value, indent=3, sort_keys=True, ensure_ascii=False)
+    return Response(text + "\n", content_type="application/json; charset=utf-8")
+
+
+def flag(name: str) -> bool:
+    """An Orthanc boolean query argument: present without value, or "true"/"1"."""
+    if name not in request.args:
+        return False
+    return request.args[name].lower() not in ("false", "0")
+
+
+def int_arg(name: str) -> int | None:
+    value = request.args.get(name)
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise BadRequest(f'Argument "{name}" must be an integer') from None

@@ -1,0 +1,81 @@
+"""Turns every error into Orthanc's answer, in one place.
+
+Orthanc answers an unknown route with a JSON error body, but an unknown resource ID with an
+empty 404 (its handler sends nothing); clients and tests rely on both.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, current_app, json, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+
+from ..errors import BadFileFormat, DicomdError, InternalError, UnknownResource
+
+log = logging.getLogger(__name__)
+
+
+def error_body(error: DicomdError, *, method: str, uri: str) -> dict[str, Any]:
+    """Orthanc's JSON error body."""
+    body: dict[str, Any] = {
+        "HttpError": error.http_error,
+        "HttpStatus": error.http_status,
+        "Message": error.orthanc_message,
+        "Method": method,
+        "OrthancError": error.orthanc_message,
+        "OrthancStatus": error.orthanc_code,
+        "Uri": uri,
+    }
+    if error.details and error.details != error.orthanc_message:
+        body["Details"] = error.details
+    return body
+
+
+def error_response(error: DicomdError) -> Response:
+    if isinstance(error, UnknownResource) and getattr(error, "empty_body", True):
+        return Response(b"", status=404)
+    if not current_app.config.get("DESCRIBE_ERRORS", True):
+        return Response(b"", status=error.http_status)
+    body = error_body(error, method=request.method, uri=request.path)
+    response = Response(
+        json.dumps(body, indent=3), status=error.http_status, mimetype="application/json"
+    )
+    return response
+
+
+class UnknownRoute(UnknownResource):
+    """No endpoint at this URI: unlike an unknown ID, Orthanc describes this one."""
+
+    empty_body = False
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(DicomdError)
+    def on_dicomd_error(error: DicomdError) -> Response:
+        if error.http_status >= 500:
+            log.error("%s %s failed: %s", request.method, request.path, error)
+        return error_response(error)
+
+    @app.errorhandler(NotFound)
+    def on_not_found(_error: NotFound) -> Response:
+        return error_response(UnknownRoute())
+
+    @app.errorhandler(MethodNotAllowed)
+    def on_method_not_allowed(error: MethodNotAllowed) -> Response:
+        response = Response(b"", status=405)
+        if error.valid_methods:
+            response.headers["Allow"] = ",".join(sorted(error.valid_methods))
+        return response
+
+    @app.errorhandler(HTTPException)
+    def on_http_exception(error: HTTPException) -> Any:
+        if error.code == 413:
+            return error_response(BadFileFormat("The request body is too large"))
+        return error.get_response()
+
+    @app.errorhandler(Exception)
+    def on_unexpected(error: Exception) -> Response:
+        log.exception("unexpected error in %s %s", request.method, request.path)
+        return error_response(InternalError(f"{type(error).__name__}: {error}"))

@@ -1,0 +1,82 @@
+"""The production WSGI server (cheroot, CherryPy's threaded server) behind the Flask app."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from cheroot import server, wsgi
+
+log = logging.getLogger(__name__)
+
+
+class _LeadingSlashesReader:
+    """Reads the request line so that ``POST //instances`` means ``POST /instances``.
+
+    Clients that join a base URL and a path send such targets; HTTP would read ``//x`` as a
+    network-path reference (an absolute URI) and refuse it, Orthanc serves it."""
+
+    def __init__(self, rfile: Any) -> None:
+        self._rfile = rfile
+
+    def readline(self, *args: Any) -> bytes:
+        line: bytes = self._rfile.readline(*args)
+        parts = line.split(b" ", 2)
+        if len(parts) == 3 and parts[1].startswith(b"//"):
+            parts[1] = b"/" + parts[1].lstrip(b"/")
+            line = b" ".join(parts)
+        return line
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._rfile, name)
+
+
+class _Request(server.HTTPRequest):
+    def read_request_line(self) -> bool:
+        original = self.rfile
+        self.rfile = _LeadingSlashesReader(original)
+        try:
+            return bool(super().read_request_line())
+        finally:
+            self.rfile = original
+
+
+class _Connection(server.HTTPConnection):
+    RequestHandlerClass = _Request
+
+
+class HttpServer:
+    """Serves a WSGI app on ``host:port`` from a pool of threads, in the background."""
+
+    def __init__(self, app: Callable[..., Any], host: str, port: int, threads: int) -> None:
+        self._server = wsgi.Server(
+            (host, port),
+            app,
+            numthreads=threads,
+            server_name="dicomd",
+            request_queue_size=128,
+            timeout=60,
+            shutdown_timeout=5,
+        )
+        self._server.ConnectionClass = _Connection
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        address = self._server.bind_addr
+        assert isinstance(address, tuple)
+        return int(address[1])
+
+    def start(self) -> None:
+        """Bind the socket (so the port is known, even port 0), then serve in a thread."""
+        self._server.prepare()
+        self._thread = threading.Thread(target=self._server.serve, name="http-server", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.stop()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None

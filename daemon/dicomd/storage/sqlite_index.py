@@ -1,0 +1,430 @@
+"""The embedded index backend: SQLite in WAL mode.
+
+One connection writes (writes are serialised by SQLite anyway); every other thread reads
+through its own connection, so readers never wait for the writer. ``synchronous=NORMAL`` in
+WAL mode keeps every committed transaction across a process crash (``kill -9``); only a power
+failure may lose the last transactions, never the database's consistency.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from importlib import resources as package_files
+from pathlib import Path
+
+from ..model import (
+    Change,
+    ChangeType,
+    ContentType,
+    InstanceRecord,
+    Level,
+    Metadata,
+    Resource,
+    StoreOutcome,
+)
+from .index import DeleteOutcome, Index, Totals
+from .store import FileInfo
+
+_RESOURCE_COLUMNS = "r.id, r.level, r.public_id, p.public_id, r.main_tags"
+_RESOURCE_QUERY = (
+    f"SELECT {_RESOURCE_COLUMNS} FROM resources r LEFT JOIN resources p ON p.id = r.parent_id"
+)
+_NEW_LEVEL_CHANGE = {
+    Level.SERIES: ChangeType.NewSeries,
+    Level.STUDY: ChangeType.NewStudy,
+    Level.PATIENT: ChangeType.NewPatient,
+}
+
+
+def _resource(row: tuple) -> Resource:
+    return Resource(row[0], Level(row[1]), row[2], row[3], json.loads(row[4]))
+
+
+def _file_info(row: tuple) -> FileInfo:
+    return FileInfo(*row)
+
+
+class SQLiteIndex(Index):
+    """The index in one SQLite file under ``IndexDirectory``."""
+
+    FILE_NAME = "dicomd-index.sqlite"
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / self.FILE_NAME
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._writer = self._connect()
+        schema = package_files.files(__package__).joinpath("sqlite_schema.sql").read_text()
+        with self._write_lock:
+            self._writer.executescript(schema)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    def close(self) -> None:
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+        with self._write_lock:
+            self._writer.close()
+
+    @property
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._write_lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    # -- writes ----------------------------------------------------------------------------
+    def store_instance(self, record: InstanceRecord) -> StoreOutcome:
+        ids = record.ids
+        with self._transaction() as db:
+            outcome = StoreOutcome(status="Success")
+            row = db.execute(
+                "SELECT id FROM resources WHERE public_id = ?", (ids.instance,)
+            ).fetchone()
+            if row is not None:
+                if not record.overwrite:
+                    return StoreOutcome(status="AlreadyStored")
+                outcome.removed_files = self._delete_files_of(db, [row[0]])
+                db.execute("DELETE FROM resources WHERE id = ?", (row[0],))
+
+            parent_id: int | None = None
+            created: dict[Level, int] = {}
+            for level, public_id in (
+                (Level.PATIENT, ids.patient),
+                (Level.STUDY, ids.study),
+                (Level.SERIES, ids.series),
+            ):
+                row = db.execute(
+                    "SELECT id FROM resources WHERE public_id = ?", (public_id,)
+                ).fetchone()
+                if row is None:
+                    parent_id = self._insert_resource(
+                        db, level, public_id, parent_id, record.main_tags[level]
+                    )
+                    created[level] = parent_id
+                else:
+                    parent_id = row[0]
+                if level is Level.PATIENT:
+                    patient_id = parent_id
+                elif level is Level.SERIES:
+                    series_id = parent_id
+                elif level is Level.STUDY:
+                    study_id = parent_id
+
+            instance_id = self._insert_resource(
+                db, Level.INSTANCE, ids.instance, series_id, record.main_tags[Level.INSTANCE]
+            )
+            db.executemany(
+                "INSERT INTO metadata (id, type, value) VALUES (?, ?, ?)",
+                [(instance_id, k, v) for k, v in record.instance_metadata.items()],
+            )
+            if Level.SERIES in created:
+                db.executemany(
+                    "INSERT INTO metadata (id, type, value) VALUES (?, ?, ?)",
+                    [(series_id, k, v) for k, v in record.series_metadata.items()],
+                )
+            db.executemany(
+                "INSERT INTO attachments (id, content_type, uuid, compression, "
+                "uncompressed_size, compressed_size, uncompressed_md5, compressed_md5) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        instance_id,
+                        f.content_type,
+                        f.uuid,
+                        f.compression,
+                        f.uncompressed_size,
+                        f.compressed_size,
+                        f.uncompressed_md5,
+                        f.compressed_md5,
+                    )
+                    for f in record.files
+                ],
+            )
+            db.executemany(
+                "INSERT INTO metadata (id, type, value) VALUES (?, ?, ?) "
+                "ON CONFLICT (id, type) DO UPDATE SET value = excluded.value",
+                [
+                    (rid, int(Metadata.LastUpdate), record.date)
+                    for rid in (series_id, study_id, patient_id)
+                ],
+            )
+            # Storing any instance of a patient moves it to the end of the recycling order.
+            counter = db.execute(
+                "UPDATE globals SET value = value + 1 WHERE key = 'recycling_counter' "
+                "RETURNING value"
+            ).fetchone()[0]
+            db.execute(
+                "INSERT INTO patients (id, recycling_order) VALUES (?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET recycling_order = excluded.recycling_order",
+                (patient_id, counter),
+            )
+
+            entries = [(ChangeType.NewInstance, instance_id, Level.INSTANCE, ids.instance)]
+            for level in (Level.SERIES, Level.STUDY, Level.PATIENT):
+                if level in created:
+                    public = {
+                        Level.SERIES: ids.series,
+                        Level.STUDY: ids.study,
+                        Level.PATIENT: ids.patient,
+                    }[level]
+                    entries.append((_NEW_LEVEL_CHANGE[level], created[level], level, public))
+            outcome.new_levels = [
+                lvl for lvl in (Level.SERIES, Level.STUDY, Level.PATIENT) if lvl in created
+            ]
+            outcome.changes = [self._log_change(db, *e, record.date) for e in entries]
+            return outcome
+
+    @staticmethod
+    def _insert_resource(
+        db: sqlite3.Connection,
+        level: Level,
+        public_id: str,
+        parent_id: int | None,
+        main_tags: dict[str, str],
+    ) -> int:
+        cur = db.execute(
+            "INSERT INTO resources (level, public_id, parent_id, main_tags) VALUES (?, ?, ?, ?)",
+            (int(level), public_id, parent_id, json.dumps(main_tags, ensure_ascii=False)),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    @staticmethod
+    def _log_change(
+        db: sqlite3.Connection,
+        change_type: ChangeType,
+        resource_id: int,
+        level: Level,
+        public_id: str,
+        date: str,
+    ) -> Change:
+        cur = db.execute(
+            "INSERT INTO changes (change_type, resource_id, level, public_id, date) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (int(change_type), resource_id, int(level), public_id, date),
+        )
+        assert cur.lastrowid is not None
+        return Change(cur.lastrowid, change_type, level, public_id, date)
+
+    @staticmethod
+    def _descendants(db: sqlite3.Connection, root_id: int) -> list[int]:
+        rows = db.execute(
+            "WITH RECURSIVE tree(id) AS (SELECT ? UNION ALL "
+            "SELECT r.id FROM resources r JOIN tree t ON r.parent_id = t.id) SELECT id FROM tree",
+            (root_id,),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    @staticmethod
+    def _delete_files_of(db: sqlite3.Connection, resource_ids: list[int]) -> list[str]:
+        uuids: list[str] = []
+        for start in range(0, len(resource_ids), 500):
+            chunk = resource_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            uuids += [
+                r[0]
+                for r in db.execute(f"SELECT uuid FROM attachments WHERE id IN ({marks})", chunk)
+            ]
+        db.executemany(
+            "INSERT OR IGNORE INTO file_deletions (uuid) VALUES (?)", [(u,) for u in uuids]
+        )
+        return uuids
+
+    def delete_resource(self, level: Level, public_id: str) -> DeleteOutcome | None:
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT id, parent_id FROM resources WHERE public_id = ? AND level = ?",
+                (public_id, int(level)),
+            ).fetchone()
+            if row is None:
+                return None
+            resource_id, parent_id = row
+            subtree = self._descendants(db, resource_id)
+            deleted = self._levels_of(db, subtree)
+            files = self._delete_files_of(db, subtree)
+            db.execute("DELETE FROM resources WHERE id = ?", (resource_id,))
+            # Ancestors left without children go too, as in Orthanc.
+            remaining: tuple[Level, str] | None = None
+            while parent_id is not None:
+                prow = db.execute(
+                    "SELECT level, public_id, parent_id FROM resources WHERE id = ?", (parent_id,)
+                ).fetchone()
+                has_child = db.execute(
+                    "SELECT 1 FROM resources WHERE parent_id = ? LIMIT 1", (parent_id,)
+                ).fetchone()
+                if has_child:
+                    remaining = (Level(prow[0]), prow[1])
+                    break
+                deleted.append((Level(prow[0]), prow[1]))
+                db.execute("DELETE FROM resources WHERE id = ?", (parent_id,))
+                parent_id = prow[2]
+            return DeleteOutcome(deleted=deleted, remaining_ancestor=remaining, files=files)
+
+    @staticmethod
+    def _levels_of(db: sqlite3.Connection, ids: list[int]) -> list[tuple[Level, str]]:
+        out: list[tuple[Level, str]] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            out += [
+                (Level(r[0]), r[1])
+                for r in db.execute(
+                    "SELECT level, public_id FROM resources WHERE id IN "
+                    f"({','.join('?' * len(chunk))})",
+                    chunk,
+                )
+            ]
+        out.sort(key=lambda item: -item[0])
+        return out
+
+    def forget_files(self, uuids: Iterable[str]) -> None:
+        batch = [(u,) for u in uuids]
+        if batch:
+            with self._transaction() as db:
+                db.executemany("DELETE FROM file_deletions WHERE uuid = ?", batch)
+
+    def pending_file_deletions(self) -> list[str]:
+        return [r[0] for r in self._reader.execute("SELECT uuid FROM file_deletions")]
+
+    # -- reads -----------------------------------------------------------------------------
+    def lookup(self, public_id: str) -> Resource | None:
+        row = self._reader.execute(
+            f"{_RESOURCE_QUERY} WHERE r.public_id = ?", (public_id,)
+        ).fetchone()
+        return _resource(row) if row else None
+
+    def get(self, level: Level, public_id: str) -> Resource | None:
+        resource = self.lookup(public_id)
+        return resource if resource is not None and resource.level == level else None
+
+    def list_ids(self, level: Level, since: int = 0, limit: int = 0) -> list[str]:
+        rows = self._reader.execute(
+            "SELECT public_id FROM resources WHERE level = ? ORDER BY id LIMIT ? OFFSET ?",
+            (int(level), limit if limit > 0 else -1, max(since, 0)),
+        )
+        return [r[0] for r in rows]
+
+    def children(self, resource: Resource) -> list[str]:
+        rows = self._reader.execute(
+            "SELECT public_id FROM resources WHERE parent_id = ? ORDER BY id",
+            (resource.internal_id,),
+        )
+        return [r[0] for r in rows]
+
+    def metadata(self, resource: Resource) -> dict[int, str]:
+        rows = self._reader.execute(
+            "SELECT type, value FROM metadata WHERE id = ? ORDER BY type", (resource.internal_id,)
+        )
+        return {r[0]: r[1] for r in rows}
+
+    def attachments(self, resource: Resource) -> dict[int, FileInfo]:
+        rows = self._reader.execute(
+            "SELECT uuid, content_type, compression, uncompressed_size, compressed_size, "
+            "uncompressed_md5, compressed_md5 FROM attachments WHERE id = ? ORDER BY content_type",
+            (resource.internal_id,),
+        )
+        return {r[1]: _file_info(r) for r in rows}
+
+    def instance_indexes(self, series: Resource) -> list[str | None]:
+        rows = self._reader.execute(
+            "SELECT m.value FROM resources r LEFT JOIN metadata m ON m.id = r.id AND m.type = ? "
+            "WHERE r.parent_id = ?",
+            (int(Metadata.IndexInSeries), series.internal_id),
+        )
+        return [r[0] for r in rows]
+
+    def is_protected(self, patient: Resource) -> bool:
+        row = self._reader.execute(
+            "SELECT protected FROM patients WHERE id = ?", (patient.internal_id,)
+        ).fetchone()
+        return bool(row and row[0])
+
+    def totals(self) -> Totals:
+        values = dict(self._reader.execute("SELECT key, value FROM globals").fetchall())
+        return Totals(
+            patients=values["count_0"],
+            studies=values["count_1"],
+            series=values["count_2"],
+            instances=values["count_3"],
+            disk_size=values["disk_size"],
+            uncompressed_size=values["uncompressed_size"],
+            dicom_disk_size=0,
+            dicom_uncompressed_size=0,
+        )
+
+    def resource_totals(self, resource: Resource) -> Totals:
+        db = self._reader
+        with self._snapshot(db):
+            subtree = self._descendants(db, resource.internal_id)
+            counts = [0, 0, 0, 0]
+            sizes = [0, 0, 0, 0]
+            for start in range(0, len(subtree), 500):
+                chunk = subtree[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for level, n in db.execute(
+                    f"SELECT level, COUNT(*) FROM resources WHERE id IN ({marks}) GROUP BY level",
+                    chunk,
+                ):
+                    counts[level] += n
+                row = db.execute(
+                    "SELECT COALESCE(SUM(compressed_size), 0), COALESCE(SUM(uncompressed_size), 0),"
+                    " COALESCE(SUM(CASE WHEN content_type = ? THEN compressed_size END), 0),"
+                    " COALESCE(SUM(CASE WHEN content_type = ? THEN uncompressed_size END), 0)"
+                    f" FROM attachments WHERE id IN ({marks})",
+                    [int(ContentType.Dicom), int(ContentType.Dicom), *chunk],
+                ).fetchone()
+                sizes = [a + b for a, b in zip(sizes, row, strict=True)]
+        return Totals(counts[0], counts[1], counts[2], counts[3], *sizes)
+
+    @staticmethod
+    @contextmanager
+    def _snapshot(db: sqlite3.Connection) -> Iterator[None]:
+        """A read transaction, so that several queries see the same state."""
+        db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            db.execute("COMMIT")
+
+    def known_files(self, uuids: list[str]) -> set[str]:
+        known: set[str] = set()
+        for start in range(0, len(uuids), 500):
+            chunk = uuids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            known.update(
+                r[0]
+                for r in self._reader.execute(
+                    f"SELECT uuid FROM attachments WHERE uuid IN ({marks})", chunk
+                )
+            )
+        return known

@@ -1,0 +1,78 @@
+-- dicomd SQLite index, schema version 1.
+CREATE TABLE IF NOT EXISTS resources (
+    id          INTEGER PRIMARY KEY,
+    level       INTEGER NOT NULL,
+    public_id   TEXT    NOT NULL UNIQUE,
+    parent_id   INTEGER REFERENCES resources(id) ON DELETE CASCADE,
+    main_tags   TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS resources_parent ON resources(parent_id);
+CREATE INDEX IF NOT EXISTS resources_level ON resources(level, id);
+
+CREATE TABLE IF NOT EXISTS metadata (
+    id        INTEGER NOT NULL REFERENCES resources(id) ON DELETE CASCADE,
+    type      INTEGER NOT NULL,
+    value     TEXT    NOT NULL,
+    revision  INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (id, type)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS attachments (
+    id                 INTEGER NOT NULL REFERENCES resources(id) ON DELETE CASCADE,
+    content_type       INTEGER NOT NULL,
+    uuid               TEXT    NOT NULL UNIQUE,
+    compression        INTEGER NOT NULL,
+    uncompressed_size  INTEGER NOT NULL,
+    compressed_size    INTEGER NOT NULL,
+    uncompressed_md5   TEXT    NOT NULL,
+    compressed_md5     TEXT    NOT NULL,
+    revision           INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (id, content_type)
+) WITHOUT ROWID;
+
+-- The change log; AUTOINCREMENT so that the last sequence number survives deletions.
+CREATE TABLE IF NOT EXISTS changes (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    change_type  INTEGER NOT NULL,
+    resource_id  INTEGER REFERENCES resources(id) ON DELETE CASCADE,
+    level        INTEGER NOT NULL,
+    public_id    TEXT    NOT NULL,
+    date         TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS changes_resource ON changes(resource_id);
+
+CREATE TABLE IF NOT EXISTS patients (
+    id               INTEGER PRIMARY KEY REFERENCES resources(id) ON DELETE CASCADE,
+    protected        INTEGER NOT NULL DEFAULT 0,
+    recycling_order  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS patients_recycling ON patients(protected, recycling_order);
+
+-- Files whose rows were deleted and that are not yet confirmed unlinked.
+CREATE TABLE IF NOT EXISTS file_deletions (
+    uuid TEXT PRIMARY KEY
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS globals (
+    key    TEXT PRIMARY KEY,
+    value  INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO globals VALUES ('schema_version', 1), ('recycling_counter', 0),
+    ('disk_size', 0), ('uncompressed_size', 0),
+    ('count_0', 0), ('count_1', 0), ('count_2', 0), ('count_3', 0);
+
+-- Running totals, so that /statistics stays instant with millions of instances.
+CREATE TRIGGER IF NOT EXISTS attachments_added AFTER INSERT ON attachments BEGIN
+    UPDATE globals SET value = value + NEW.compressed_size WHERE key = 'disk_size';
+    UPDATE globals SET value = value + NEW.uncompressed_size WHERE key = 'uncompressed_size';
+END;
+CREATE TRIGGER IF NOT EXISTS attachments_removed AFTER DELETE ON attachments BEGIN
+    UPDATE globals SET value = value - OLD.compressed_size WHERE key = 'disk_size';
+    UPDATE globals SET value = value - OLD.uncompressed_size WHERE key = 'uncompressed_size';
+END;
+CREATE TRIGGER IF NOT EXISTS resources_added AFTER INSERT ON resources BEGIN
+    UPDATE globals SET value = value + 1 WHERE key = 'count_' || NEW.level;
+END;
+CREATE TRIGGER IF NOT EXISTS resources_removed AFTER DELETE ON resources BEGIN
+    UPDATE globals SET value = value - 1 WHERE key = 'count_' || OLD.level;
+END;

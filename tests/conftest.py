@@ -1,0 +1,134 @@
+"""Fixtures: a configuration in tmp_path, a real daemon on a loopback port, an HTTP client."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from dicomd.app import Daemon
+from dicomd.config import load_config
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+class Client(requests.Session):
+    """A requests session bound to a base URL."""
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__()
+        self.base_url = base_url.rstrip("/")
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", 60)
+        return super().request(method, self.base_url + url, *args, **kwargs)
+
+
+def write_config(directory: Path, **settings: Any) -> Path:
+    config = {"StorageDirectory": "storage", "IndexDirectory": "index", "HttpPort": 0}
+    config.update(settings)
+    path = directory / "dicomd.json"
+    path.write_text(json.dumps(config, indent=2))
+    return path
+
+
+@pytest.fixture
+def make_daemon(tmp_path: Path) -> Iterator[Callable[..., tuple[Daemon, Client]]]:
+    """Start an in-process daemon with the given Orthanc-style settings."""
+    started: list[Daemon] = []
+
+    def start(**settings: Any) -> tuple[Daemon, Client]:
+        folder = tmp_path / f"daemon{len(started)}"
+        folder.mkdir()
+        daemon = Daemon(load_config(write_config(folder, **settings)))
+        daemon.start()
+        started.append(daemon)
+        return daemon, Client(f"http://127.0.0.1:{daemon.http_port}")
+
+    threads_before = set(threading.enumerate())
+    yield start
+    for daemon in started:
+        daemon.stop()
+    leaked = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
+    assert not leaked, f"threads left running: {leaked}"
+
+
+@pytest.fixture
+def daemon_client(make_daemon: Callable[..., tuple[Daemon, Client]]) -> tuple[Daemon, Client]:
+    return make_daemon()
+
+
+@pytest.fixture
+def client(daemon_client: tuple[Daemon, Client]) -> Client:
+    return daemon_client[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class DaemonProcess:
+    """``dicomd serve`` in a child process, for tests that kill it."""
+
+    def __init__(self, folder: Path, **settings: Any) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.config_path = write_config(folder, HttpPort=self.port, **settings)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = folder / "dicomd.log"
+
+    def start(self, timeout: float = 30) -> DaemonProcess:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "dicomd", "serve", "--config", str(self.config_path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"dicomd exited early:\n{self.log_path.read_text()}")
+            try:
+                if requests.get(self.url + "/system", timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"dicomd did not start:\n{self.log_path.read_text()}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=20)
+
+    def client(self) -> Client:
+        return Client(self.url)
+
+
+@pytest.fixture
+def daemon_process(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
+    procs: list[DaemonProcess] = []
+
+    def make(**settings: Any) -> DaemonProcess:
+        proc = DaemonProcess(tmp_path, **settings)
+        procs.append(proc)
+        return proc
+
+    yield make
+    for proc in procs:
+        proc.kill(signal.SIGTERM)
