@@ -18,7 +18,7 @@ import pydicom
 import pytest
 from pydicom.data import get_charset_files, get_testdata_file, get_testdata_files
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from dicomd.dicomjson import (
     MAIN_DICOM_TAGS,
@@ -47,18 +47,19 @@ def _seq(tag: int, items: list[bytes], *, implicit: bool = False) -> bytes:
 
 
 def _sorted(elements: list[bytes], big: bool = False) -> bytes:
-    return b"".join(
-        sorted(elements, key=lambda b: struct.unpack((">" if big else "<") + "HH", b[:4]))
-    )
+    def tag_of(element: bytes) -> tuple[int, ...]:
+        return struct.unpack((">" if big else "<") + "HH", element[:4])
+
+    return b"".join(element for _tag, element in sorted((tag_of(e), e) for e in elements))
 
 
 def _write(path: Path, elements: list[bytes], syntax: str = ExplicitVRLittleEndian) -> Path:
     """Write a Part 10 file: pydicom's meta header, then our hand-made dataset."""
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
-    meta.MediaStorageSOPInstanceUID = "1.2.3.4"
-    meta.TransferSyntaxUID = syntax
-    meta.ImplementationClassUID = "1.2.3.4.5"
+    meta.MediaStorageSOPClassUID = UID("1.2.840.10008.5.1.4.1.1.7")
+    meta.MediaStorageSOPInstanceUID = UID("1.2.3.4")
+    meta.TransferSyntaxUID = UID(syntax)
+    meta.ImplementationClassUID = UID("1.2.3.4.5")
     header = Dataset()
     header.file_meta = meta
     buffer = BytesIO()
@@ -67,15 +68,21 @@ def _write(path: Path, elements: list[bytes], syntax: str = ExplicitVRLittleEndi
     return path
 
 
-def _load(path: str | Path, **kwargs: object) -> Dataset:
+def _load(path: str | Path) -> Dataset:
     """Read like dicomd does; pydicom's own reader may warn on odd files, we may not."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return pydicom.dcmread(path, stop_before_pixels=True, force=True, **kwargs)
+        return pydicom.dcmread(path, stop_before_pixels=True, force=True)
 
 
 def _crafted(tmp_path: Path, elements: list[bytes], **kwargs: str) -> Dataset:
     return _load(_write(tmp_path / "crafted.dcm", elements, **kwargs))
+
+
+def _pydicom_file(name: str) -> str:
+    path = get_testdata_file(name)
+    assert isinstance(path, str)
+    return path
 
 
 def _charset_file(name: str) -> str:
@@ -107,7 +114,7 @@ def test_main_dicom_tags_table_is_orthanc_1_10() -> None:
 
 
 def test_main_dicom_tags_of_ct_small() -> None:
-    ds = _load(get_testdata_file("CT_small.dcm"))
+    ds = _load(_pydicom_file("CT_small.dcm"))
     assert main_dicom_tags(ds, "Patient") == {
         "PatientBirthDate": "",  # present but empty: kept as ""
         "PatientID": "1CT1",
@@ -168,7 +175,7 @@ def test_text_is_trimmed_like_dcmtk(tmp_path: Path) -> None:
             _el(0x00080070, "LO", b"  Lead spaces\0"),
             _el(0x00081090, "LO", b"AB \0"),  # NUL ends the string, the space before stays
             _el(0x00080018, "UI", b" 1.2 .3 \0"),  # all spaces go from UIDs
-        _el(0x00081155, "UI", b"1.2\t.3\r\n"),  # and all other white space
+            _el(0x00081155, "UI", b"1.2\t.3\r\n"),  # and all other white space
             _el(0x00180050, "DS", b"abc "),  # invalid DS shown verbatim
             _el(0x00180060, "DS", b" 1.50 \\-2e3 \\ "),
             _el(0x00200011, "IS", b"x1"),
@@ -462,7 +469,7 @@ def test_implicit_vr(tmp_path: Path) -> None:
 
 
 def test_sequences_of_rtplan() -> None:
-    ds = _load(get_testdata_file("rtplan.dcm"))
+    ds = _load(_pydicom_file("rtplan.dcm"))
     simplified = dataset_to_json(ds, "simplified")
     beam = simplified["BeamSequence"][0]
     assert beam["BeamName"] == "Field 1"
@@ -488,7 +495,7 @@ def test_sequences_of_rtplan() -> None:
 
 
 def test_ct_small_full_json_with_pixel_data() -> None:
-    ds = _load(get_testdata_file("CT_small.dcm"))
+    ds = _load(_pydicom_file("CT_small.dcm"))
     full = dataset_to_json(ds, "full", has_pixel_data=True)
     assert full["0010,0010"] == {
         "Name": "PatientName",
@@ -521,7 +528,7 @@ def test_ct_small_full_json_with_pixel_data() -> None:
     assert "7fe0,0010" not in dataset_to_json(ds, "full")
     assert dataset_to_json(ds, "simplified", has_pixel_data=True)["PixelData"] is None
     # Read with its pixel data, the file shows the same null entry by itself.
-    with_pixels = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    with_pixels = pydicom.dcmread(_pydicom_file("CT_small.dcm"))
     assert dataset_to_json(with_pixels, "full") == full
     with pytest.raises(ValueError):
         dataset_to_json(ds, "human")
@@ -599,10 +606,9 @@ def test_crafted_sequences(tmp_path: Path) -> None:
 
 
 def test_converted_elements_give_the_same_strings() -> None:
-    raw = _load(get_testdata_file("CT_small.dcm"))
-    converted = _load(get_testdata_file("CT_small.dcm"))
-    for elem in converted:  # iterating converts every element with pydicom
-        assert elem.tag in converted
+    raw = _load(_pydicom_file("CT_small.dcm"))
+    converted = _load(_pydicom_file("CT_small.dcm"))
+    assert all(elem.tag in converted for elem in converted)  # iterating converts them all
     assert dataset_to_json(converted, "full") == dataset_to_json(raw, "full")
     assert tag_value_to_string(converted, converted["PatientName"]) == "CompressedSamples^CT1"
     assert tag_value_to_string(converted, converted["Rows"]) == "128"

@@ -29,62 +29,29 @@ from pydicom.tag import BaseTag, Tag, TagType
 __all__ = ["MAIN_DICOM_TAGS", "dataset_to_json", "main_dicom_tags", "tag_value_to_string"]
 
 
-def _tags(*values: int) -> tuple[BaseTag, ...]:
-    return tuple(BaseTag(value) for value in values)
+def _tags(hex_tags: str) -> tuple[BaseTag, ...]:
+    return tuple(BaseTag(int(tag, 16)) for tag in hex_tags.split())
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
 
 
 #: Orthanc 1.10.1's default main DICOM tags per resource level, in Orthanc's order
 #: (DicomMap.cpp, DEFAULT_*_MAIN_DICOM_TAGS); each level includes its identifier tag.
 MAIN_DICOM_TAGS: dict[str, tuple[BaseTag, ...]] = {
-    "Patient": _tags(0x00100010, 0x00100030, 0x00100040, 0x00101000, 0x00100020),
+    "Patient": _tags("00100010 00100030 00100040 00101000 00100020"),
     "Study": _tags(
-        0x00080020,
-        0x00080030,
-        0x00200010,
-        0x00081030,
-        0x00080050,
-        0x0020000D,
-        0x00321060,
-        0x00080080,
-        0x00321032,
-        0x00080090,
+        "00080020 00080030 00200010 00081030 00080050 0020000D 00321060 00080080 00321032 00080090"
     ),
     "Series": _tags(
-        0x00080021,
-        0x00080031,
-        0x00080060,
-        0x00080070,
-        0x00081010,
-        0x0008103E,
-        0x00180015,
-        0x00180024,
-        0x00181030,
-        0x00200011,
-        0x00181090,
-        0x00201002,
-        0x00200105,
-        0x00540081,
-        0x00540101,
-        0x0020000E,
-        0x00200037,
-        0x00541000,
-        0x00081070,
-        0x00400254,
-        0x00181400,
-        0x00180010,
+        "00080021 00080031 00080060 00080070 00081010 0008103E 00180015 00180024 00181030"
+        " 00200011 00181090 00201002 00200105 00540081 00540101 0020000E 00200037 00541000"
+        " 00081070 00400254 00181400 00180010"
     ),
     "Instance": _tags(
-        0x00080012,
-        0x00080013,
-        0x00200012,
-        0x00541330,
-        0x00200013,
-        0x00280008,
-        0x00200100,
-        0x00080018,
-        0x00200032,
-        0x00204000,
-        0x00200037,
+        "00080012 00080013 00200012 00541330 00200013 00280008 00200100 00080018 00200032"
+        " 00204000 00200037"
     ),
 }
 
@@ -95,76 +62,28 @@ _PIXEL_REPRESENTATION = 0x00280103
 _UNKNOWN_NAME = "Unknown Tag & Data"
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _UNDEFINED_LENGTH = 0xFFFFFFFF
+_C_SPACES = " \t\n\v\f\r"  # what C's isspace() accepts
 
 # VRs that DCMTK keeps as byte strings (Orthanc converts all of them to UTF-8).
-_TEXT_VRS = frozenset(
-    {
-        "AE",
-        "AS",
-        "CS",
-        "DA",
-        "DS",
-        "DT",
-        "IS",
-        "LO",
-        "LT",
-        "PN",
-        "SH",
-        "ST",
-        "TM",
-        "UC",
-        "UI",
-        "UR",
-        "UT",
-    }
-)
+_TEXT_VRS = _words("AE AS CS DA DS DT IS LO LT PN SH ST TM UC UI UR UT")
 # Explicit-VR encodings with a 4-byte length field.
-_LONG_LENGTH_VRS = frozenset(
-    {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"}
-)
-# Binary numeric VRs: struct code and size of one value.
+_LONG_LENGTH_VRS = _words("OB OD OF OL OV OW SQ SV UC UN UR UT UV")
+# Binary numeric VRs: struct code and size of one value (SV and UV are unknown to
+# Orthanc 1.10, hence null).
 _NUMERIC_VRS: Mapping[str, tuple[str, int]] = MappingProxyType(
-    {
-        "US": ("H", 2),
-        "SS": ("h", 2),
-        "UL": ("I", 4),
-        "SL": ("i", 4),
-        "FL": ("f", 4),
-        "FD": ("d", 8),  # SV and UV are unknown to Orthanc 1.10: null
-    }
+    {"US": ("H", 2), "SS": ("h", 2), "UL": ("I", 4), "SL": ("i", 4), "FL": ("f", 4), "FD": ("d", 8)}
 )
 # "US or SS" tags that DCMTK resolves with PixelRepresentation in implicit VR; the
 # other "US or SS" tags stay unresolved there and Orthanc shows them as null.
 _PIXEL_REPRESENTATION_TAGS = frozenset(
-    {
-        0x00280106,
-        0x00280107,
-        0x00280108,
-        0x00280109,
-        0x00280120,
-        0x00280121,
-        0x00283002,
-        0x00409211,
-        0x00409216,
-        0x00603004,
-        0x00603006,
-    }
+    _tags("00280106 00280107 00280108 00280109 00280120 00280121 00283002 00409211 00409216")
+    + _tags("00603004 00603006")
 )
 # Shown without "RETIRED_" though pydicom's newer dictionary retires them: Orthanc
 # patches OtherPatientIDs, and DCMTK 3.6.7 does not retire the others yet.
 _UNRETIRED_NAMES = frozenset(
-    {
-        0x00101000,
-        0x00380004,
-        0x00701807,
-        0x00701808,
-        0x30040010,
-        0x30040012,
-        0x30060085,
-        0x30060088,
-        0x3008002B,
-        0x30100090,
-    }
+    _tags("00101000 00380004 00701807 00701808 30040010 30040012 30060085 30060088 3008002B")
+    + _tags("30100090")
 )
 # Orthanc's GetDicomEncoding(): defined term -> Python codec (None: Orthanc's ASCII mode).
 _CODECS: Mapping[str, str | None] = MappingProxyType(
@@ -178,19 +97,10 @@ _CODECS: Mapping[str, str | None] = MappingProxyType(
         "ISO 2022 IR 87": "iso2022_jp",
         "ISO 2022 IR 58": "gb2312",
         **{
-            prefix + number: codec
-            for number, codec in (
-                ("100", "latin_1"),
-                ("101", "iso8859_2"),
-                ("109", "iso8859_3"),
-                ("110", "iso8859_4"),
-                ("148", "iso8859_9"),
-                ("144", "iso8859_5"),
-                ("127", "iso8859_6"),
-                ("126", "iso8859_7"),
-                ("138", "iso8859_8"),
-                ("166", "tis_620"),
-                ("13", "shift_jis"),
+            prefix + item.split(":")[0]: item.split(":")[1]
+            for item in _words(
+                "100:latin_1 101:iso8859_2 109:iso8859_3 110:iso8859_4 148:iso8859_9 144:iso8859_5"
+                " 127:iso8859_6 126:iso8859_7 138:iso8859_8 166:tis_620 13:shift_jis"
             )
             for prefix in ("ISO_IR ", "ISO 2022 IR ")
         },
@@ -235,8 +145,8 @@ def _charset(ds: Dataset) -> _Charset:
     else:
         terms = _join_values(elem.value).split("\\")
     for term in terms:
-        if term.strip():
-            return _Charset(_CODECS.get(term.strip().upper()), len(terms) > 1)
+        if term.strip(_C_SPACES):
+            return _Charset(_CODECS.get(term.strip(_C_SPACES).upper()), len(terms) > 1)
     return _Charset("latin_1", len(terms) > 1)
 
 
@@ -292,7 +202,7 @@ def _trim_text(data: bytes, vr: str) -> bytes:
     An odd-length value gets a NUL pad first, so its trailing spaces stay."""
     if len(data) % 2:
         data += b"\0"
-    data = data.translate(None, b" \t\n\v\f\r") if vr == "UI" else data.rstrip(b" ")
+    data = data.translate(None, _C_SPACES.encode()) if vr == "UI" else data.rstrip(b" ")
     return data.split(b"\0", 1)[0]
 
 
@@ -571,9 +481,6 @@ def _sequence_items(elem: DataElement | RawDataElement) -> list[Dataset] | None:
     return items
 
 
-# -- public API --------------------------------------------------------------------------
-
-
 def tag_value_to_string(
     ds: Dataset, elem_or_tag: DataElement | RawDataElement | TagType
 ) -> str | None:
@@ -611,7 +518,7 @@ def main_dicom_tags(ds: Dataset, level: str) -> dict[str, str]:
     for tag in MAIN_DICOM_TAGS[level]:
         elem = ds.get_item(tag)
         value = None if elem is None else _element_value(ds, tag, elem, charset)
-        if isinstance(value, str) and len(value.encode(errors="replace")) <= (_MAIN_TAG_MAX_LENGTH):
+        if isinstance(value, str) and len(value.encode(errors="replace")) <= _MAIN_TAG_MAX_LENGTH:
             result[keyword_for_tag(tag)] = value
     return dict(sorted(result.items()))
 
