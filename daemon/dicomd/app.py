@@ -77,4 +77,5 @@ class Daemon:
         if self._http is not None:
             self._http.stop()
             self._http = None
+        self.store.close()
         self.index.close()

@@ -11,6 +11,7 @@ from flask import Blueprint, Response, g, request
 from ..errors import BadFileFormat
 from ..model import Origin
 from .common import daemon, flag, json_response
+from .server import read_body
 
 blueprint = Blueprint("instances", __name__)
 
@@ -27,7 +28,9 @@ def _bodies() -> list[bytes]:
     """The uploaded files: the body itself, or each part of a multipart form."""
     if request.mimetype == "multipart/form-data":
         return [part.read() for part in request.files.values()]
-    data = request.get_data(cache=False)
+    data = read_body(request.environ)
+    if data is None:
+        data = request.get_data(cache=False)
     encoding = request.headers.get("Content-Encoding", "").lower()
     if encoding == "gzip":
         try:

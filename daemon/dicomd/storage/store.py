@@ -19,6 +19,7 @@ import threading
 import uuid as uuidlib
 import zlib
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,8 @@ COMPRESSION_NONE = 1
 COMPRESSION_ZLIB_WITH_SIZE = 2
 
 _SIZE_HEADER = struct.Struct("<Q")
+# Below this many bytes per part, parallel compression costs more than it saves.
+_MIN_PARALLEL_PART = 128 * 1024
 
 
 @dataclass(frozen=True)
@@ -45,11 +48,44 @@ class FileInfo:
     compressed_md5: str
 
 
-def compress_zlib_with_size(data: bytes, level: int) -> bytes:
-    """Orthanc's compressed storage format; an empty buffer stands for empty content."""
+def _zlib_header(level: int) -> bytes:
+    """The two-byte zlib header (32 KiB window, deflate) announcing ``level``."""
+    cmf = 0x78
+    flevel = 0 if level < 2 else 1 if level < 6 else 2 if level == 6 else 3
+    flg = flevel << 6
+    flg |= 31 - ((cmf << 8) | flg) % 31
+    return bytes((cmf, flg))
+
+
+def _deflate_part(part: memoryview, level: int, last: bool) -> bytes:
+    compressor = zlib.compressobj(level, zlib.DEFLATED, -15)
+    return compressor.compress(part) + compressor.flush(zlib.Z_FINISH if last else
+                                                        zlib.Z_SYNC_FLUSH)
+
+
+def compress_zlib_with_size(
+    data: bytes, level: int, pool: ThreadPoolExecutor | None = None, parts: int = 1
+) -> bytes:
+    """Orthanc's compressed storage format; an empty buffer stands for empty content.
+
+    With a thread pool and ``parts`` > 1, the data is cut into parts deflated in parallel
+    (zlib releases the GIL) and joined into one ordinary zlib stream, as pigz does: each part
+    but the last ends on a byte boundary (sync flush), and the checksum covers the whole.
+    """
     if not data:
         return b""
-    return _SIZE_HEADER.pack(len(data)) + zlib.compress(data, level)
+    size = _SIZE_HEADER.pack(len(data))
+    parts = max(1, min(parts, len(data) // _MIN_PARALLEL_PART))
+    if pool is None or parts == 1:
+        return size + zlib.compress(data, level)
+    view = memoryview(data)
+    step = -(-len(data) // parts)
+    bounds = [(i, min(i + step, len(data))) for i in range(0, len(data), step)]
+    futures = [pool.submit(_deflate_part, view[a:b], level, False) for a, b in bounds[:-1]]
+    a, b = bounds[-1]
+    tail = _deflate_part(view[a:b], level, True)  # this thread does the last part itself
+    body = b"".join([f.result() for f in futures] + [tail])
+    return size + _zlib_header(level) + body + struct.pack(">I", zlib.adler32(data))
 
 
 def decompress_zlib_with_size(blob: bytes) -> bytes:
@@ -78,10 +114,19 @@ class FileStore:
         self.root = root
         self.compression_level = compression_level
         self.store_md5 = store_md5
+        self._cores = os.cpu_count() or 1
+        self._pool = (
+            ThreadPoolExecutor(self._cores - 1, thread_name_prefix="compress")
+            if self._cores > 1 else None
+        )
         self._staging = root / ".staging"
         self._staging.mkdir(parents=True, exist_ok=True)
         self._known_dirs: set[str] = set()
         self._dirs_lock = threading.Lock()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
 
     # -- paths -----------------------------------------------------------------------------
     def _final_path(self, file_uuid: str) -> Path:
@@ -101,7 +146,9 @@ class FileStore:
         """Write ``data`` to the staging area; it is invisible until :meth:`publish`."""
         file_uuid = str(uuidlib.uuid4())
         if compress:
-            stored = compress_zlib_with_size(data, self.compression_level)
+            stored = compress_zlib_with_size(
+                data, self.compression_level, self._pool, self._cores
+            )
             compression = COMPRESSION_ZLIB_WITH_SIZE
         else:
             stored = data
