@@ -59,8 +59,9 @@ def _zlib_header(level: int) -> bytes:
 
 def _deflate_part(part: memoryview, level: int, last: bool) -> bytes:
     compressor = zlib.compressobj(level, zlib.DEFLATED, -15)
-    return compressor.compress(part) + compressor.flush(zlib.Z_FINISH if last else
-                                                        zlib.Z_SYNC_FLUSH)
+    return compressor.compress(part) + compressor.flush(
+        zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH
+    )
 
 
 def compress_zlib_with_size(
@@ -117,7 +118,8 @@ class FileStore:
         self._cores = os.cpu_count() or 1
         self._pool = (
             ThreadPoolExecutor(self._cores - 1, thread_name_prefix="compress")
-            if self._cores > 1 else None
+            if self._cores > 1
+            else None
         )
         self._staging = root / ".staging"
         self._staging.mkdir(parents=True, exist_ok=True)
@@ -146,9 +148,7 @@ class FileStore:
         """Write ``data`` to the staging area; it is invisible until :meth:`publish`."""
         file_uuid = str(uuidlib.uuid4())
         if compress:
-            stored = compress_zlib_with_size(
-                data, self.compression_level, self._pool, self._cores
-            )
+            stored = compress_zlib_with_size(data, self.compression_level, self._pool, self._cores)
             compression = COMPRESSION_ZLIB_WITH_SIZE
         else:
             stored = data
