@@ -51,6 +51,7 @@ def make_daemon(tmp_path: Path) -> Iterator[Callable[..., tuple[Daemon, Client]]
     def start(**settings: Any) -> tuple[Daemon, Client]:
         folder = tmp_path / f"daemon{len(started)}"
         folder.mkdir()
+        settings.setdefault("HttpProcesses", 1)
         daemon = Daemon(load_config(write_config(folder, **settings)))
         daemon.start()
         started.append(daemon)

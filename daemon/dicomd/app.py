@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
+import socket
 import warnings
 from typing import TYPE_CHECKING
 
 from .config import Config
+from .errors import StorageInUse
 from .ingest import IngestPipeline
+from .processes import HelperProcesses
 from .resources import ResourceService
 from .storage.index import Index
+from .storage.lock import FileLock
 from .storage.sqlite_index import SQLiteIndex
 from .storage.store import FileStore
 
@@ -27,17 +31,37 @@ def quiet_pydicom() -> None:
 
 
 class Daemon:
-    """One dicomd: index, store, ingest pipeline, resource service and HTTP server."""
+    """One dicomd: index, store, ingest pipeline, resource service and HTTP server.
 
-    def __init__(self, config: Config) -> None:
+    The main process (``role="main"``) owns the storage: it repairs it after a crash and
+    starts the helper processes that share the HTTP work (``role="helper"``).
+    """
+
+    def __init__(self, config: Config, role: str = "main") -> None:
         quiet_pydicom()
         self.config = config
+        self.role = role
+        config.index_directory.mkdir(parents=True, exist_ok=True)
+        self._owner_lock = FileLock(config.index_directory / "dicomd.lock")
+        if role == "main":
+            # Exclusive while repairing, so that no process of an earlier run (a helper still
+            # finishing after its main process was killed) writes meanwhile.
+            if not self._owner_lock.try_exclusive(timeout=15):
+                self._owner_lock.close()
+                raise StorageInUse(
+                    f"another dicomd is using {config.index_directory}; stop it first"
+                )
+        else:
+            self._owner_lock.shared()
         self.index: Index = SQLiteIndex(config.index_directory)
         self.store = FileStore(config.storage_directory, store_md5=config.store_md5_for_attachments)
         self.ingest = IngestPipeline(config, self.store, self.index)
         self.resources = ResourceService(self.index, self.store, config.stable_age)
         self._http: HttpServer | None = None
-        self._recover()
+        self._helpers: HelperProcesses | None = None
+        if role == "main":
+            self._recover()
+            self._owner_lock.shared()
 
     def _recover(self) -> None:
         """Repair what a crash interrupted: staged files and unconfirmed file deletions."""
@@ -61,21 +85,30 @@ class Daemon:
             raise RuntimeError("the HTTP server is not running")
         return self._http.port
 
-    def start(self) -> None:
-        """Start serving HTTP; returns once the port is bound."""
+    def start(self, listening: socket.socket | None = None) -> None:
+        """Start serving HTTP; returns once the port is bound. A helper serves the
+        ``listening`` socket its main process bound."""
         from .rest import create_app
         from .rest.server import HttpServer
 
         app = create_app(self)
+        config = self.config
         self._http = HttpServer(
-            app, self.config.bind_address, self.config.http_port, self.config.http_threads_count
+            app, config.bind_address, config.http_port, config.http_threads_count, listening
         )
         self._http.start()
-        log.info("dicomd listening on http://%s:%d", self.config.bind_address, self.http_port)
+        if self.role == "main":
+            log.info("dicomd listening on http://%s:%d", config.bind_address, self.http_port)
+            if config.process_count > 1:
+                self._helpers = HelperProcesses(config, self._http.socket, config.process_count - 1)
+                self._helpers.start()
 
     def stop(self) -> None:
         if self._http is not None:
             self._http.stop()
             self._http = None
-        self.store.close()
+        if self._helpers is not None:
+            self._helpers.stop()
+            self._helpers = None
         self.index.close()
+        self._owner_lock.close()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import __version__
 from .config import load_config
-from .errors import ConfigError
+from .errors import ConfigError, StorageInUse
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,6 +23,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", type=Path, help="configuration file (JSON with comments)")
     check = sub.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file", type=Path)
+    # Internal: a helper process started by `serve` (configuration on standard input).
+    sub.add_parser("serve-helper")
     return parser
 
 
@@ -30,6 +32,10 @@ def _serve(config_path: Path | None) -> int:
     from .app import Daemon
 
     config = load_config(config_path)
+    # Upload threads hand the GIL to each other around every socket, file, zlib and SQLite
+    # call; Python's default 5 ms switch interval makes each hand-over wait behind threads
+    # busy in Python code. 1 ms measured about 30% more uploads per second with 4 clients.
+    sys.setswitchinterval(0.001)
     daemon = Daemon(config)
     stopping = threading.Event()
 
@@ -56,6 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args.config)
+        if args.command == "serve-helper":
+            sys.setswitchinterval(0.001)
+            from .processes import run_helper
+
+            return run_helper(sys.stdin.buffer)
         if args.command == "check-config":
             config = load_config(args.file)
             print(
@@ -66,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"dicomd: configuration error: {exc}", file=sys.stderr)
         return 2
+    except StorageInUse as exc:
+        print(f"dicomd: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"dicomd: {exc}", file=sys.stderr)
         return 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -150,8 +151,18 @@ class Config:
     http_describe_errors: bool = True
     http_threads_count: int = 50
     stable_age: int = 60
-    # The raw configuration as read, for GetOrthancConfiguration() and friends.
+    http_processes: int = 0  # 0: one per CPU core, at most 4
+    # The raw configuration as read (for GetOrthancConfiguration() and friends) and the
+    # folder its relative paths resolve against, so another process can rebuild it.
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    base_dir: Path = field(default=Path("."), compare=False, repr=False)
+
+    @property
+    def process_count(self) -> int:
+        """How many processes serve the REST API."""
+        if self.http_processes:
+            return self.http_processes
+        return max(1, min(os.cpu_count() or 1, 4))
 
     @property
     def bind_address(self) -> str:
@@ -182,6 +193,14 @@ def _stable_age(key: str, value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value if value >= 1 else 60
     raise ConfigError(f'"{key}" must be a number of seconds, not {json.dumps(value)}')
+
+
+def _process_count(key: str, value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 64:
+        return value
+    raise ConfigError(
+        f'"{key}" must be a number of processes (0 for one per core), not {json.dumps(value)}'
+    )
 
 
 def _string(key: str, value: Any) -> str:
@@ -220,6 +239,7 @@ _SCALAR_KEYS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "HttpDescribeErrors": ("http_describe_errors", _bool),
     "HttpThreadsCount": ("http_threads_count", _positive_int),
     "StableAge": ("stable_age", _stable_age),
+    "HttpProcesses": ("http_processes", _process_count),
 }
 _PATH_KEYS = {"StorageDirectory": "storage_directory", "IndexDirectory": "index_directory"}
 
@@ -279,7 +299,7 @@ def build_config(data: Mapping[str, Any], base_dir: Path) -> Config:
             "authentication is enabled but RegisteredUsers is empty: every request "
             "will be refused with 401"
         )
-    return Config(raw=dict(data), **values)
+    return Config(raw=dict(data), base_dir=base_dir, **values)
 
 
 def load_config(path: Path | None) -> Config:

@@ -36,6 +36,10 @@ class ConfigError(DicomdError):
     orthanc_message = "Bad request"
 
 
+class StorageInUse(DicomdError):
+    """Another daemon already runs on this storage."""
+
+
 class NotImplementedFeature(DicomdError):
     orthanc_code = 2
     orthanc_message = "Not implemented yet"

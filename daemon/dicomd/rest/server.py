@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -73,11 +74,35 @@ def read_body(environ: dict[str, Any]) -> bytes | None:
     return bytes(buffer)
 
 
-class HttpServer:
-    """Serves a WSGI app on ``host:port`` from a pool of threads, in the background."""
+class _Server(wsgi.Server):  # type: ignore[misc]
+    """cheroot's server, able to serve a listening socket inherited from another process."""
 
-    def __init__(self, app: Callable[..., Any], host: str, port: int, threads: int) -> None:
-        self._server = wsgi.Server(
+    inherited: socket.socket | None = None
+
+    def bind(self, family: int, type: int, proto: int = 0) -> socket.socket:
+        if self.inherited is None:
+            return super().bind(family, type, proto)  # type: ignore[no-any-return]
+        self.socket = self.inherited
+        self.bind_addr = self.inherited.getsockname()[:2]
+        return self.inherited
+
+
+class HttpServer:
+    """Serves a WSGI app on ``host:port`` from a pool of threads, in the background.
+
+    With ``listening``, it serves an already bound socket instead: one shared by several
+    processes, each accepting connections from it.
+    """
+
+    def __init__(
+        self,
+        app: Callable[..., Any],
+        host: str,
+        port: int,
+        threads: int,
+        listening: socket.socket | None = None,
+    ) -> None:
+        self._server = _Server(
             (host, port),
             app,
             numthreads=threads,
@@ -86,8 +111,14 @@ class HttpServer:
             timeout=60,
             shutdown_timeout=5,
         )
+        self._server.inherited = listening
         self._server.ConnectionClass = _Connection
         self._thread: threading.Thread | None = None
+
+    @property
+    def socket(self) -> socket.socket:
+        """The listening socket (once started)."""
+        return self._server.socket  # type: ignore[no-any-return]
 
     @property
     def port(self) -> int:

@@ -27,6 +27,7 @@ from ..model import (
     StoreOutcome,
 )
 from .index import DeleteOutcome, Index, Totals
+from .lock import FileLock
 from .store import FileInfo
 
 _RESOURCE_COLUMNS = "r.id, r.level, r.public_id, p.public_id, r.main_tags"
@@ -60,10 +61,15 @@ class SQLiteIndex(Index):
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._write_lock = threading.Lock()
+        self._process_lock = FileLock(directory / (self.FILE_NAME + ".writelock"))
         self._writer = self._connect()
         schema = package_files.files(__package__).joinpath("sqlite_schema.sql").read_text()
         with self._write_lock:
-            self._writer.executescript(schema)
+            self._process_lock.exclusive()
+            try:
+                self._writer.executescript(schema)
+            finally:
+                self._process_lock.release()
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -80,6 +86,7 @@ class SQLiteIndex(Index):
             self._readers.clear()
         with self._write_lock:
             self._writer.close()
+            self._process_lock.close()
 
     @property
     def _reader(self) -> sqlite3.Connection:
@@ -93,15 +100,21 @@ class SQLiteIndex(Index):
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        # Writers of every process of the daemon queue on a file lock, which wakes the next
+        # one at once, rather than on SQLite's busy handler, which sleeps and retries.
         with self._write_lock:
-            conn = self._writer
-            conn.execute("BEGIN IMMEDIATE")
+            self._process_lock.exclusive()
             try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+                conn = self._writer
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            finally:
+                self._process_lock.release()
 
     # -- writes ----------------------------------------------------------------------------
     def store_instance(self, record: InstanceRecord) -> StoreOutcome:

@@ -17,11 +17,11 @@ import os
 import struct
 import threading
 import uuid as uuidlib
-import zlib
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+
+import deflate
 
 from ..errors import CorruptedFile, InexistentFile
 
@@ -31,8 +31,6 @@ COMPRESSION_NONE = 1
 COMPRESSION_ZLIB_WITH_SIZE = 2
 
 _SIZE_HEADER = struct.Struct("<Q")
-# Below this many bytes per part, parallel compression costs more than it saves.
-_MIN_PARALLEL_PART = 128 * 1024
 
 
 @dataclass(frozen=True)
@@ -48,45 +46,15 @@ class FileInfo:
     compressed_md5: str
 
 
-def _zlib_header(level: int) -> bytes:
-    """The two-byte zlib header (32 KiB window, deflate) announcing ``level``."""
-    cmf = 0x78
-    flevel = 0 if level < 2 else 1 if level < 6 else 2 if level == 6 else 3
-    flg = flevel << 6
-    flg |= 31 - ((cmf << 8) | flg) % 31
-    return bytes((cmf, flg))
-
-
-def _deflate_part(part: memoryview, level: int, last: bool) -> bytes:
-    compressor = zlib.compressobj(level, zlib.DEFLATED, -15)
-    return compressor.compress(part) + compressor.flush(
-        zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH
-    )
-
-
-def compress_zlib_with_size(
-    data: bytes, level: int, pool: ThreadPoolExecutor | None = None, parts: int = 1
-) -> bytes:
+def compress_zlib_with_size(data: bytes, level: int) -> bytes:
     """Orthanc's compressed storage format; an empty buffer stands for empty content.
 
-    With a thread pool and ``parts`` > 1, the data is cut into parts deflated in parallel
-    (zlib releases the GIL) and joined into one ordinary zlib stream, as pigz does: each part
-    but the last ends on a byte boundary (sync flush), and the checksum covers the whole.
+    libdeflate writes a standard zlib stream (any zlib reads it back) about twice as fast
+    as zlib at level 1, and smaller; it releases the GIL, so uploads compress in parallel.
     """
     if not data:
         return b""
-    size = _SIZE_HEADER.pack(len(data))
-    parts = max(1, min(parts, len(data) // _MIN_PARALLEL_PART))
-    if pool is None or parts == 1:
-        return size + zlib.compress(data, level)
-    view = memoryview(data)
-    step = -(-len(data) // parts)
-    bounds = [(i, min(i + step, len(data))) for i in range(0, len(data), step)]
-    futures = [pool.submit(_deflate_part, view[a:b], level, False) for a, b in bounds[:-1]]
-    a, b = bounds[-1]
-    tail = _deflate_part(view[a:b], level, True)  # this thread does the last part itself
-    body = b"".join([f.result() for f in futures] + [tail])
-    return size + _zlib_header(level) + body + struct.pack(">I", zlib.adler32(data))
+    return _SIZE_HEADER.pack(len(data)) + deflate.zlib_compress(data, level)
 
 
 def decompress_zlib_with_size(blob: bytes) -> bytes:
@@ -96,12 +64,12 @@ def decompress_zlib_with_size(blob: bytes) -> bytes:
         raise CorruptedFile("compressed file is shorter than its size header")
     (size,) = _SIZE_HEADER.unpack_from(blob)
     try:
-        data = zlib.decompress(memoryview(blob)[_SIZE_HEADER.size :])
-    except zlib.error as exc:
+        data = deflate.zlib_decompress(memoryview(blob)[_SIZE_HEADER.size :], size)
+    except deflate.DeflateError as exc:
         raise CorruptedFile(f"cannot decompress stored file: {exc}") from exc
     if len(data) != size:
         raise CorruptedFile("decompressed size differs from the recorded size")
-    return data
+    return bytes(data)
 
 
 def _md5(data: bytes) -> str:
@@ -115,20 +83,10 @@ class FileStore:
         self.root = root
         self.compression_level = compression_level
         self.store_md5 = store_md5
-        self._cores = os.cpu_count() or 1
-        self._pool = (
-            ThreadPoolExecutor(self._cores - 1, thread_name_prefix="compress")
-            if self._cores > 1
-            else None
-        )
         self._staging = root / ".staging"
         self._staging.mkdir(parents=True, exist_ok=True)
         self._known_dirs: set[str] = set()
         self._dirs_lock = threading.Lock()
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
 
     # -- paths -----------------------------------------------------------------------------
     def _final_path(self, file_uuid: str) -> Path:
@@ -148,7 +106,7 @@ class FileStore:
         """Write ``data`` to the staging area; it is invisible until :meth:`publish`."""
         file_uuid = str(uuidlib.uuid4())
         if compress:
-            stored = compress_zlib_with_size(data, self.compression_level, self._pool, self._cores)
+            stored = compress_zlib_with_size(data, self.compression_level)
             compression = COMPRESSION_ZLIB_WITH_SIZE
         else:
             stored = data

@@ -1,0 +1,98 @@
+"""Extra processes serving the REST API, so uploads use every core despite Python's GIL.
+
+The main process binds the listening socket, repairs the store, then starts helpers that
+inherit the socket and accept connections from it; each helper builds its own index
+connections and file store over the same folders and serves the same app. Background work
+(scripts, schedules, hot folders) stays in the main process. A helper reads its
+configuration from its standard input and then watches it: when the main process exits, even
+by ``kill -9``, the pipe closes and the helper stops.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import IO, Any
+
+from .config import Config, build_config
+
+log = logging.getLogger(__name__)
+
+
+class HelperProcesses:
+    """The helper processes of one daemon."""
+
+    def __init__(self, config: Config, listening: socket.socket, count: int) -> None:
+        self._config = config
+        self._socket = listening
+        self._count = count
+        self._procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> None:
+        fd = self._socket.fileno()
+        message = (
+            json.dumps(
+                {"raw": dict(self._config.raw), "base_dir": str(self._config.base_dir), "fd": fd}
+            ).encode()
+            + b"\n"
+        )
+        for _ in range(self._count):
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "dicomd", "serve-helper"],
+                stdin=subprocess.PIPE,
+                pass_fds=(fd,),
+            )
+            assert proc.stdin is not None
+            proc.stdin.write(message)
+            proc.stdin.flush()
+            self._procs.append(proc)
+        log.info(
+            "%d helper process(es) serving HTTP: pids %s",
+            self._count,
+            ", ".join(str(p.pid) for p in self._procs),
+        )
+
+    def stop(self, timeout: float = 8) -> None:
+        """Ask the helpers to finish their requests and exit; kill those that do not."""
+        for proc in self._procs:
+            if proc.stdin is not None:
+                proc.stdin.close()
+        for proc in self._procs:
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log.warning("helper process %d did not stop; killing it", proc.pid)
+                proc.kill()
+                proc.wait()
+        self._procs.clear()
+
+
+def run_helper(stdin: IO[bytes]) -> int:
+    """The body of a helper process (``dicomd serve-helper``)."""
+    from .app import Daemon
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
+    request: dict[str, Any] = json.loads(stdin.readline())
+    config = build_config(request["raw"], Path(request["base_dir"]))
+    listening = socket.socket(fileno=int(request["fd"]))
+    daemon = Daemon(config, role="helper")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def watch_parent() -> None:
+        stdin.read()  # returns at EOF: the main process closed the pipe or died
+        stop.set()
+
+    threading.Thread(target=watch_parent, name="parent-watch", daemon=True).start()
+    daemon.start(listening=listening)
+    stop.wait()
+    daemon.stop()
+    os.close(listening.detach())
+    return 0
