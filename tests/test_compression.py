@@ -6,11 +6,13 @@ import struct
 import zlib
 from pathlib import Path
 
+from storefiles import stored_files
+
 from dicomfactory import make_dataset, make_dicom, to_bytes
 
 
 def stored_blobs(storage: Path) -> list[bytes]:
-    return [p.read_bytes() for p in storage.rglob("*") if p.is_file() and ".staging" not in p.parts]
+    return [p.read_bytes() for p in stored_files(storage)]
 
 
 def test_compressed_storage(make_daemon) -> None:

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from pydicom.data import get_testdata_files
 
+from storefiles import stored_files
+
 # Files that any DICOM server must store (a sample across modalities and encodings).
 MUST_STORE = [
     "CT_small.dcm",
@@ -23,10 +25,6 @@ MUST_STORE = [
 MUST_REJECT = ["README.txt"]
 
 
-def stored_files(root: Path) -> set[Path]:
-    return {p for p in root.rglob("*") if p.is_file()}
-
-
 @pytest.mark.slow
 def test_every_pydicom_test_file(daemon_client) -> None:
     daemon, client = daemon_client
@@ -38,7 +36,7 @@ def test_every_pydicom_test_file(daemon_client) -> None:
     for path in paths:
         data = Path(path).read_bytes()
         before = client.get("/statistics").json()
-        files_before = stored_files(storage)
+        files_before = set(stored_files(storage))
         r = client.post("/instances", data=data)
         name = Path(path).name
         if r.status_code == 200:
@@ -51,7 +49,7 @@ def test_every_pydicom_test_file(daemon_client) -> None:
             error = r.json()
             assert error["HttpStatus"] == r.status_code and error["Details"], name
             assert client.get("/statistics").json() == before, name
-            assert stored_files(storage) == files_before, name
+            assert set(stored_files(storage)) == files_before, name
             rejected.append(name)
     for instance_id, data in stored.items():
         assert client.get(f"/instances/{instance_id}/file").content == data

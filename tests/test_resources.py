@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydicom.uid import generate_uid
 
+from storefiles import stored_files
+
 from dicomfactory import make_dataset, make_series, to_bytes
 
 
@@ -172,7 +174,7 @@ def test_delete_removes_files_rows_and_empty_parents(daemon_client) -> None:
         assert client.get(f"/{level}").json() == []
     stats = client.get("/statistics").json()
     assert stats["TotalDiskSize"] == "0" and stats["CountInstances"] == 0
-    files = [p for p in daemon.config.storage_directory.rglob("*") if p.is_file()]
+    files = stored_files(daemon.config.storage_directory)
     assert files == []
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import struct
 import zlib
 from pathlib import Path
 
 import pytest
 
-from dicomd.errors import CorruptedFile
+from dicomd.errors import CorruptedFile, InexistentFile
 from dicomd.storage.store import (
     COMPRESSION_ZLIB_WITH_SIZE,
     FileStore,
@@ -29,30 +30,49 @@ def test_zlib_with_size_format() -> None:
         decompress_zlib_with_size(blob[:20])
 
 
-def test_stage_publish_read_and_md5(tmp_path: Path) -> None:
+def test_write_read_and_md5(tmp_path: Path) -> None:
     store = FileStore(tmp_path)
     data = bytes(range(256)) * 100
-    info = store.stage(data, 1, compress=True)
+    info = store.write(data, 1, compress=True)
     assert info.compression == COMPRESSION_ZLIB_WITH_SIZE
     assert info.uncompressed_size == len(data) and info.compressed_size < len(data)
-    assert len(info.uncompressed_md5) == 32 and info.uncompressed_md5 != info.compressed_md5
-    assert store.read(info) == data  # readable from staging already
-    store.publish([info.uuid])
+    assert info.uncompressed_md5 == hashlib.md5(data).hexdigest()
+    assert info.uncompressed_md5 != info.compressed_md5
     final = tmp_path / info.uuid[:2] / info.uuid[2:4] / info.uuid
-    assert final.is_file()
+    assert final.is_file() and len(final.read_bytes()) == info.compressed_size
     assert store.read(info) == data
+    store.settle([info], committed=False)
+    assert not final.exists()
+    with pytest.raises(InexistentFile):
+        store.read(info)
 
 
-def test_recover_publishes_committed_and_discards_the_rest(tmp_path: Path) -> None:
+def test_recover_deletes_unrecorded_files_of_a_dead_process(tmp_path: Path) -> None:
+    dead = FileStore(tmp_path)  # a process killed between writing files and settling them
+    recorded = dead.write(b"a" * 10, 1, compress=False)
+    orphan = dead.write(b"b" * 10, 1, compress=False)
+    settled = dead.write(b"c" * 10, 1, compress=False)
+    dead.settle([settled], committed=True)
+
+    restarted = FileStore(tmp_path)
+    deleted = restarted.recover(lambda uuids: {recorded.uuid, settled.uuid} & set(uuids))
+    assert deleted == 1
+    assert restarted.read(recorded) == b"a" * 10
+    assert restarted.read(settled) == b"c" * 10
+    with pytest.raises(InexistentFile):
+        restarted.read(orphan)
+    assert list((tmp_path / ".journal").iterdir()) == []  # the dead process's journal is gone
+
+
+def test_full_journals_are_deleted_once_settled(tmp_path: Path) -> None:
     store = FileStore(tmp_path)
-    committed = store.stage(b"a" * 10, 1, compress=False)
-    orphan = store.stage(b"b" * 10, 1, compress=False)
-    published, discarded = store.recover(lambda uuids: {committed.uuid} & set(uuids))
-    assert (published, discarded) == (1, 1)
-    assert store.read(committed) == b"a" * 10
-    assert not list((tmp_path / ".staging").iterdir())
-    with pytest.raises(Exception, match="missing"):
-        store.read(orphan)
+    store._journal.ENTRIES_PER_FILE = 3  # type: ignore[misc]
+    files = [store.write(bytes([i]) * 4, 1, compress=False) for i in range(7)]
+    assert len(list((tmp_path / ".journal").iterdir())) == 3
+    store.settle(files, committed=True)
+    assert len(list((tmp_path / ".journal").iterdir())) == 1  # only the current one
+    store.close()
+    assert list((tmp_path / ".journal").iterdir()) == []
 
 
 def test_compressed_blob_is_a_standard_zlib_stream() -> None:

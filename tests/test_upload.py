@@ -7,6 +7,7 @@ import io
 import zipfile
 
 from dicomd.ids import ResourceIds
+from storefiles import stored_files
 
 from dicomfactory import make_dataset, make_dicom, make_series, to_bytes
 
@@ -65,11 +66,7 @@ def test_overwrite_instances_replaces_the_file(make_daemon) -> None:
     stats = client.get("/statistics").json()
     assert stats["CountInstances"] == 1
     assert int(stats["TotalDiskSize"]) == len(data)
-    stored = [
-        p
-        for p in daemon.config.storage_directory.rglob("*")
-        if p.is_file() and ".staging" not in p.parts
-    ]
+    stored = [p for p in stored_files(daemon.config.storage_directory)]
     assert len(stored) == 1
 
 
@@ -130,7 +127,7 @@ def test_garbage_and_empty_uploads_are_400_and_store_nothing(daemon_client) -> N
         assert error["Uri"] == "/instances"
         assert error["Details"] == details
     assert client.get("/statistics").json()["CountInstances"] == 0
-    assert not [p for p in daemon.config.storage_directory.rglob("*") if p.is_file()]
+    assert not stored_files(daemon.config.storage_directory)
 
 
 def test_missing_uid_is_rejected(client) -> None:

@@ -64,18 +64,18 @@ class Daemon:
             self._owner_lock.shared()
 
     def _recover(self) -> None:
-        """Repair what a crash interrupted: staged files and unconfirmed file deletions."""
-        published, discarded = self.store.recover(self.index.known_files)
+        """Repair what a crash interrupted: files written but never recorded, and file
+        deletions recorded but not finished."""
+        orphans = self.store.recover(self.index.known_files)
         pending = self.index.pending_file_deletions()
         if pending:
             self.store.remove(pending)
             self.index.forget_files(pending)
-        if published or discarded or pending:
+        if orphans or pending:
             log.warning(
-                "recovered after an interrupted run: %d file(s) published, %d "
-                "discarded, %d deletion(s) finished",
-                published,
-                discarded,
+                "recovered after an interrupted run: %d unrecorded file(s) deleted, "
+                "%d deletion(s) finished",
+                orphans,
                 len(pending),
             )
 
@@ -110,5 +110,6 @@ class Daemon:
         if self._helpers is not None:
             self._helpers.stop()
             self._helpers = None
+        self.store.close()
         self.index.close()
         self._owner_lock.close()

@@ -101,16 +101,15 @@ class IngestPipeline:
             overwrite=overwrite,
             date=date,
         )
-        uuids = [f.uuid for f in files]
         try:
             outcome = self.index.store_instance(record)
         except BaseException:
-            self.store.discard(uuids)
+            self.store.settle(files, committed=False)
             raise
         if outcome.status != "Success":
-            self.store.discard(uuids)
+            self.store.settle(files, committed=False)
             return IngestResult(outcome.status, parsed.ids)
-        self.store.publish(uuids)
+        self.store.settle(files, committed=True)
         if outcome.removed_files:
             self.store.remove(outcome.removed_files)
             self.index.forget_files(outcome.removed_files)
@@ -139,14 +138,14 @@ class IngestPipeline:
 
     def _stage_files(self, data: bytes, parsed: ParsedInstance) -> list[FileInfo]:
         compress = self.config.storage_compression
-        files = [self.store.stage(data, ContentType.Dicom, compress)]
+        files = [self.store.write(data, ContentType.Dicom, compress)]
         try:
             if compress and parsed.pixel_data_offset:
                 # As Orthanc does, keep the header separately so that reading tags does not
                 # need to decompress the whole image.
                 header = data[: parsed.pixel_data_offset]
-                files.append(self.store.stage(header, ContentType.DicomUntilPixelData, True))
+                files.append(self.store.write(header, ContentType.DicomUntilPixelData, True))
         except BaseException:
-            self.store.discard(f.uuid for f in files)
+            self.store.settle(files, committed=False)
             raise
         return files

@@ -4,26 +4,26 @@ Files live under ``StorageDirectory`` in a two-level fan-out (``ab/cd/abcd...``)
 them out. Compressed files use Orthanc's "zlib with size" format: the uncompressed size as
 8 bytes little-endian, then a zlib stream.
 
-Writes are two-phase so that a crash never leaves a file without an index row: a new file is
-written to ``.staging/``, the index transaction commits, then the file is published (renamed)
-to its final place. :meth:`FileStore.recover` finishes or undoes what a crash interrupted.
+A crash never leaves a file without an index row for long: each file being written is listed
+in a write journal until its index transaction settles, and :meth:`FileStore.recover`
+deletes, at the next start, the listed files that the index does not know.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import struct
 import threading
 import uuid as uuidlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import deflate
 
 from ..errors import CorruptedFile, InexistentFile
+from .journal import WriteJournal
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ class FileInfo:
     compressed_size: int
     uncompressed_md5: str
     compressed_md5: str
+    journal: str = field(default="", compare=False)  # the write-journal entry, until settled
 
 
 def compress_zlib_with_size(data: bytes, level: int) -> bytes:
@@ -72,6 +73,13 @@ def decompress_zlib_with_size(blob: bytes) -> bytes:
     return bytes(data)
 
 
+def _is_uuid(text: str) -> bool:
+    try:
+        return str(uuidlib.UUID(text)) == text
+    except ValueError:
+        return False
+
+
 def _md5(data: bytes) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
@@ -83,17 +91,13 @@ class FileStore:
         self.root = root
         self.compression_level = compression_level
         self.store_md5 = store_md5
-        self._staging = root / ".staging"
-        self._staging.mkdir(parents=True, exist_ok=True)
+        self._journal = WriteJournal(root / ".journal")
         self._known_dirs: set[str] = set()
         self._dirs_lock = threading.Lock()
 
     # -- paths -----------------------------------------------------------------------------
     def _final_path(self, file_uuid: str) -> Path:
         return self.root / file_uuid[0:2] / file_uuid[2:4] / file_uuid
-
-    def _staging_path(self, file_uuid: str) -> Path:
-        return self._staging / file_uuid
 
     @staticmethod
     def _check_uuid(file_uuid: str) -> str:
@@ -102,8 +106,9 @@ class FileStore:
         return str(uuidlib.UUID(file_uuid))
 
     # -- writing ---------------------------------------------------------------------------
-    def stage(self, data: bytes, content_type: int, compress: bool) -> FileInfo:
-        """Write ``data`` to the staging area; it is invisible until :meth:`publish`."""
+    def write(self, data: bytes, content_type: int, compress: bool) -> FileInfo:
+        """Store ``data`` as a new file. It stays in the write journal until :meth:`settle`:
+        call it once the index transaction that records the file has committed or failed."""
         file_uuid = str(uuidlib.uuid4())
         if compress:
             stored = compress_zlib_with_size(data, self.compression_level)
@@ -113,23 +118,33 @@ class FileStore:
             compression = COMPRESSION_NONE
         md5 = _md5(data) if self.store_md5 else ""
         stored_md5 = (_md5(stored) if compress else md5) if self.store_md5 else ""
-        with open(self._staging_path(file_uuid), "xb") as f:
-            f.write(stored)
+        path = self._final_path(file_uuid)
+        self._ensure_dir(path.parent)
+        token = self._journal.add(file_uuid)
+        try:
+            with open(path, "xb") as f:
+                f.write(stored)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            self._journal.settle([token])
+            raise
         return FileInfo(
-            file_uuid, content_type, compression, len(data), len(stored), md5, stored_md5
+            file_uuid,
+            content_type,
+            compression,
+            len(data),
+            len(stored),
+            md5,
+            stored_md5,
+            journal=token,
         )
 
-    def publish(self, file_uuids: Iterable[str]) -> None:
-        """Move staged files to their final place, once the index has committed them."""
-        for file_uuid in file_uuids:
-            final = self._final_path(file_uuid)
-            self._ensure_dir(final.parent)
-            os.replace(self._staging_path(file_uuid), final)
-
-    def discard(self, file_uuids: Iterable[str]) -> None:
-        """Drop staged files whose index transaction did not happen."""
-        for file_uuid in file_uuids:
-            self._staging_path(file_uuid).unlink(missing_ok=True)
+    def settle(self, files: Iterable[FileInfo], *, committed: bool) -> None:
+        """The index transaction recording ``files`` committed (keep them) or not (delete)."""
+        files = list(files)
+        if not committed:
+            self.remove(f.uuid for f in files)
+        self._journal.settle(f.journal for f in files if f.journal)
 
     def _ensure_dir(self, directory: Path) -> None:
         key = str(directory)
@@ -142,15 +157,13 @@ class FileStore:
     # -- reading ---------------------------------------------------------------------------
     def read_stored(self, file_uuid: str) -> bytes:
         """The bytes as stored (compressed if the file is compressed)."""
-        self._check_uuid(file_uuid)
-        for path in (self._final_path(file_uuid), self._staging_path(file_uuid)):
-            # A file is in staging only between the index commit and its publication.
-            try:
-                with open(path, "rb") as f:
-                    return f.read()
-            except FileNotFoundError:
-                continue
-        raise InexistentFile(f"stored file {file_uuid} is missing from the storage area")
+        try:
+            with open(self._final_path(self._check_uuid(file_uuid)), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            raise InexistentFile(
+                f"stored file {file_uuid} is missing from the storage area"
+            ) from None
 
     def read(self, info: FileInfo) -> bytes:
         """The uncompressed content of a stored file."""
@@ -169,28 +182,19 @@ class FileStore:
                 log.error("cannot delete stored file %s: %s", file_uuid, exc)
 
     # -- crash recovery --------------------------------------------------------------------
-    def staged_uuids(self) -> list[str]:
-        return [p.name for p in self._staging.iterdir() if p.is_file()]
+    def recover(self, committed: Callable[[list[str]], set[str]]) -> int:
+        """Delete the files that earlier processes were writing when they died and that the
+        index does not know. ``committed`` answers which UUIDs have a row. Only call when no
+        other process writes to this store. Returns the number of files deleted."""
+        deleted = 0
+        for path, uuids in self._journal.leftovers():
+            valid = [u for u in uuids if _is_uuid(u)]
+            known = committed(valid) if valid else set()
+            orphans = [u for u in valid if u not in known]
+            self.remove(orphans)
+            deleted += len(orphans)
+            path.unlink()
+        return deleted
 
-    def recover(self, committed: Callable[[list[str]], set[str]]) -> tuple[int, int]:
-        """Finish what a crash interrupted: publish staged files the index knows, drop others.
-
-        ``committed`` answers which of the given UUIDs have an index row. Returns the numbers
-        of files published and discarded.
-        """
-        staged = self.staged_uuids()
-        if not staged:
-            return 0, 0
-        known = committed(staged)
-        self.publish(u for u in staged if u in known)
-        self.discard(u for u in staged if u not in known)
-        return len(known), len(staged) - len(known)
-
-    def disk_usage(self) -> int:
-        """Apparent size of every published file (for checks and benchmarks)."""
-        total = 0
-        for dirpath, _dirs, files in os.walk(self.root):
-            if Path(dirpath) == self._staging:
-                continue
-            total += sum(os.path.getsize(os.path.join(dirpath, f)) for f in files)
-        return total
+    def close(self) -> None:
+        self._journal.close()

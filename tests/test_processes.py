@@ -1,0 +1,110 @@
+"""Several processes serve the REST API: they share the work, die with the main process,
+stop with it, and two daemons never share one storage."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from dicomfactory import make_series
+
+
+def children_of(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def wait_until(predicate, timeout: float = 15) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def upload_concurrently(client_factory, files: list[bytes], clients: int = 4) -> list[dict]:
+    answers: list[dict] = []
+    lock = threading.Lock()
+    cursor = iter(files)
+
+    def loop() -> None:
+        session = client_factory()
+        while True:
+            with lock:
+                data = next(cursor, None)
+            if data is None:
+                return
+            answer = session.post("/instances", data=data).json()
+            with lock:
+                answers.append(answer)
+
+    threads = [threading.Thread(target=loop) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return answers
+
+
+@pytest.mark.slow
+def test_helpers_serve_and_stop_with_sigterm(daemon_process) -> None:
+    proc = daemon_process(HttpProcesses=3).start()
+    assert proc.proc is not None
+    helpers = children_of(proc.proc.pid)
+    assert len(helpers) == 2 and all(alive(p) for p in helpers)
+    files = make_series(40)
+    answers = upload_concurrently(proc.client, files, clients=6)
+    assert sorted(a["Status"] for a in answers) == ["Success"] * 40
+    client = proc.client()
+    assert client.get("/statistics").json()["CountInstances"] == 40
+    stored = {client.get(f"/instances/{a['ID']}/file").content for a in answers}
+    assert stored == set(files)
+    started = time.monotonic()
+    proc.proc.send_signal(signal.SIGTERM)
+    assert proc.proc.wait(timeout=15) == 0
+    assert time.monotonic() - started < 10
+    assert wait_until(lambda: not any(alive(p) for p in helpers), timeout=5)
+
+
+@pytest.mark.slow
+def test_helpers_die_with_a_killed_main_process(daemon_process) -> None:
+    proc = daemon_process(HttpProcesses=2).start()
+    assert proc.proc is not None
+    helpers = children_of(proc.proc.pid)
+    assert len(helpers) == 1
+    proc.kill()  # SIGKILL: no chance to stop the helpers itself
+    assert wait_until(lambda: not any(alive(p) for p in helpers), timeout=10)
+    # and the storage is usable again at once
+    proc.start()
+    assert proc.client().get("/statistics").status_code == 200
+
+
+@pytest.mark.slow
+def test_a_second_daemon_on_the_same_storage_is_refused(daemon_process) -> None:
+    first = daemon_process(HttpProcesses=1).start()
+    run = subprocess.run(
+        [sys.executable, "-m", "dicomd", "serve", "--config", str(first.config_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert run.returncode != 0
+    assert "another dicomd is using" in run.stderr
+    assert first.client().get("/system").status_code == 200
