@@ -1,13 +1,13 @@
-"""The ingest pipeline: parse -> stage files -> index in one transaction -> publish files.
+"""The ingest pipeline: parse -> write files -> index in one transaction -> settle files.
 
-Nothing is half-stored when a step fails: staged files are discarded if the transaction does
-not commit, and a crash between the steps is repaired by :meth:`FileStore.recover` at start.
+Nothing is half-stored when a step fails: written files are deleted again if the transaction
+does not commit, and a crash between the steps is repaired by :meth:`FileStore.recover` at
+the next start. Notifications will come from the change log the transaction writes.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..config import Config
@@ -77,11 +77,6 @@ class IngestPipeline:
         self.config = config
         self.store = store
         self.index = index
-        self._committed_listeners: list[Callable[[IngestResult], None]] = []
-
-    def on_committed(self, listener: Callable[[IngestResult], None]) -> None:
-        """Call ``listener`` after each instance's transaction commits."""
-        self._committed_listeners.append(listener)
 
     def ingest(self, data: bytes, origin: Origin) -> IngestResult:
         """Store one DICOM file. Raises :class:`BadFileFormat` for anything not storable."""
@@ -90,7 +85,7 @@ class IngestPipeline:
         if not overwrite and self.index.get(Level.INSTANCE, parsed.ids.instance) is not None:
             return IngestResult("AlreadyStored", parsed.ids)
 
-        files = self._stage_files(data, parsed)
+        files = self._write_files(data, parsed)
         date = now_iso()
         record = InstanceRecord(
             ids=parsed.ids,
@@ -113,13 +108,7 @@ class IngestPipeline:
         if outcome.removed_files:
             self.store.remove(outcome.removed_files)
             self.index.forget_files(outcome.removed_files)
-        result = IngestResult("Success", parsed.ids, outcome.changes)
-        for listener in self._committed_listeners:
-            try:
-                listener(result)
-            except Exception:
-                log.exception("a listener of stored instances failed")
-        return result
+        return IngestResult("Success", parsed.ids, outcome.changes)
 
     def ingest_upload(self, data: bytes, origin: Origin) -> IngestResult | list[IngestResult]:
         """Store one uploaded body: a DICOM file, or a ZIP archive of them (a list).
@@ -136,7 +125,7 @@ class IngestPipeline:
                 log.info("ZIP entry %s skipped: %s", name, exc)
         return results
 
-    def _stage_files(self, data: bytes, parsed: ParsedInstance) -> list[FileInfo]:
+    def _write_files(self, data: bytes, parsed: ParsedInstance) -> list[FileInfo]:
         compress = self.config.storage_compression
         files = [self.store.write(data, ContentType.Dicom, compress)]
         try:
