@@ -75,6 +75,22 @@ def client(daemon_client: tuple[Daemon, Client]) -> Client:
     return daemon_client[1]
 
 
+def children_of(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    try:
+        return [int(p) for p in path.read_text().split()]
+    except OSError:
+        return []
+
+
+def alive(pid: int) -> bool:
+    """Running (not gone, not a zombie)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -113,9 +129,15 @@ class DaemonProcess:
         raise RuntimeError(f"dicomd did not start:\n{self.log_path.read_text()}")
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the main process, then wait until it and its helpers are gone (after a
+        SIGKILL, helpers notice and exit by themselves)."""
         if self.proc is not None and self.proc.poll() is None:
+            helpers = children_of(self.proc.pid)
             self.proc.send_signal(sig)
             self.proc.wait(timeout=20)
+            deadline = time.monotonic() + 20
+            while any(alive(pid) for pid in helpers) and time.monotonic() < deadline:
+                time.sleep(0.05)
 
     def client(self) -> Client:
         return Client(self.url)

@@ -96,12 +96,14 @@ class Daemon:
         self._http = HttpServer(
             app, config.bind_address, config.http_port, config.http_threads_count, listening
         )
+        self._http.bind()
+        if self.role == "main" and config.process_count > 1:
+            # Helpers first, so that once the daemon answers, all its processes exist.
+            self._helpers = HelperProcesses(config, self._http.socket, config.process_count - 1)
+            self._helpers.start()
         self._http.start()
         if self.role == "main":
             log.info("dicomd listening on http://%s:%d", config.bind_address, self.http_port)
-            if config.process_count > 1:
-                self._helpers = HelperProcesses(config, self._http.socket, config.process_count - 1)
-                self._helpers.start()
 
     def stop(self) -> None:
         if self._http is not None:

@@ -126,9 +126,14 @@ class HttpServer:
         assert isinstance(address, tuple)
         return int(address[1])
 
+    def bind(self) -> None:
+        """Bind and listen (so the port is known, even port 0), without serving yet."""
+        if not self._server.ready:
+            self._server.prepare()
+
     def start(self) -> None:
-        """Bind the socket (so the port is known, even port 0), then serve in a thread."""
-        self._server.prepare()
+        """Serve in a background thread (binding first if needed)."""
+        self.bind()
         self._thread = threading.Thread(target=self._server.serve, name="http-server", daemon=True)
         self._thread.start()
 
