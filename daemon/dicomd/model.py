@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .ids import ResourceIds
@@ -117,7 +118,7 @@ class InstanceRecord:
     """Everything the index stores for one new instance, computed before the transaction."""
 
     ids: ResourceIds
-    main_tags: dict[Level, dict[str, str]]
+    main_tags: Callable[[Level], dict[str, str]]  # computed on demand, for new resources
     instance_metadata: dict[int, str]
     series_metadata: dict[int, str]  # written only when the series is created
     files: list  # list[FileInfo]

@@ -6,7 +6,7 @@ Parsing stops before the pixel data, so the cost does not grow with the image si
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pydicom
 from pydicom.dataset import Dataset
@@ -36,12 +36,20 @@ _IMAGE_INDEX = Tag(0x0054, 0x1330)
 class ParsedInstance:
     dataset: Dataset
     ids: ResourceIds
-    main_tags: dict[Level, dict[str, str]]
     transfer_syntax: str
     sop_class_uid: str
     index_in_series: str | None
     pixel_data_offset: int | None
     expected_instances: int | None
+    _main_tags: dict[Level, dict[str, str]] = field(default_factory=dict, repr=False)
+
+    def main_tags(self, level: Level) -> dict[str, str]:
+        """Orthanc's main DICOM tags of one level; computed when first asked, since most
+        instances join a series whose ancestors' tags are stored already."""
+        tags = self._main_tags.get(level)
+        if tags is None:
+            tags = self._main_tags[level] = main_dicom_tags(self.dataset, level.title)
+        return tags
 
 
 def read_dataset(data: bytes) -> tuple[Dataset, int, bool]:
@@ -138,7 +146,6 @@ def _describe(ds: Dataset, data: bytes, stopped_at: int) -> ParsedInstance:
     return ParsedInstance(
         dataset=ds,
         ids=ids,
-        main_tags={level: main_dicom_tags(ds, level.title) for level in Level},
         transfer_syntax=syntax,
         sop_class_uid=(tag_value_to_string(ds, _SOP_CLASS_UID) or "")
         if _SOP_CLASS_UID in ds

@@ -119,53 +119,49 @@ class SQLiteIndex(Index):
     # -- writes ----------------------------------------------------------------------------
     def store_instance(self, record: InstanceRecord) -> StoreOutcome:
         ids = record.ids
+        chain = ((Level.PATIENT, ids.patient), (Level.STUDY, ids.study), (Level.SERIES, ids.series))
         with self._transaction() as db:
             outcome = StoreOutcome(status="Success")
-            row = db.execute(
-                "SELECT id FROM resources WHERE public_id = ?", (ids.instance,)
-            ).fetchone()
-            if row is not None:
+            existing = dict(
+                db.execute(
+                    "SELECT public_id, id FROM resources WHERE public_id IN (?, ?, ?, ?)",
+                    (ids.patient, ids.study, ids.series, ids.instance),
+                ).fetchall()
+            )
+            if ids.instance in existing:
                 if not record.overwrite:
                     return StoreOutcome(status="AlreadyStored")
-                outcome.removed_files = self._delete_files_of(db, [row[0]])
-                db.execute("DELETE FROM resources WHERE id = ?", (row[0],))
+                old = existing[ids.instance]
+                outcome.removed_files = self._delete_files_of(db, [old])
+                db.execute("DELETE FROM resources WHERE id = ?", (old,))
 
+            # Ancestors: found, or created (their main tags are computed only then).
+            row_ids: dict[Level, int] = {}
+            created: list[Level] = []
             parent_id: int | None = None
-            created: dict[Level, int] = {}
-            for level, public_id in (
-                (Level.PATIENT, ids.patient),
-                (Level.STUDY, ids.study),
-                (Level.SERIES, ids.series),
-            ):
-                row = db.execute(
-                    "SELECT id FROM resources WHERE public_id = ?", (public_id,)
-                ).fetchone()
-                if row is None:
-                    parent_id = self._insert_resource(
-                        db, level, public_id, parent_id, record.main_tags[level]
+            for level, public_id in chain:
+                found = existing.get(public_id)
+                if found is None:
+                    found = self._insert_resource(
+                        db, level, public_id, parent_id, record.main_tags(level)
                     )
-                    created[level] = parent_id
-                else:
-                    parent_id = row[0]
-                if level is Level.PATIENT:
-                    patient_id = parent_id
-                elif level is Level.SERIES:
-                    series_id = parent_id
-                elif level is Level.STUDY:
-                    study_id = parent_id
-
+                    created.append(level)
+                row_ids[level] = parent_id = found
             instance_id = self._insert_resource(
-                db, Level.INSTANCE, ids.instance, series_id, record.main_tags[Level.INSTANCE]
+                db, Level.INSTANCE, ids.instance, parent_id, record.main_tags(Level.INSTANCE)
             )
-            db.executemany(
-                "INSERT INTO metadata (id, type, value) VALUES (?, ?, ?)",
-                [(instance_id, k, v) for k, v in record.instance_metadata.items()],
-            )
+
+            metadata = [(instance_id, k, v) for k, v in record.instance_metadata.items()]
             if Level.SERIES in created:
-                db.executemany(
-                    "INSERT INTO metadata (id, type, value) VALUES (?, ?, ?)",
-                    [(series_id, k, v) for k, v in record.series_metadata.items()],
-                )
+                metadata += [
+                    (row_ids[Level.SERIES], k, v) for k, v in record.series_metadata.items()
+                ]
+            metadata += [(row_ids[lvl], int(Metadata.LastUpdate), record.date) for lvl, _ in chain]
+            db.executemany(
+                "INSERT INTO metadata (id, type, value) VALUES (?, ?, ?) "
+                "ON CONFLICT (id, type) DO UPDATE SET value = excluded.value",
+                metadata,
+            )
             db.executemany(
                 "INSERT INTO attachments (id, content_type, uuid, compression, "
                 "uncompressed_size, compressed_size, uncompressed_md5, compressed_md5) "
@@ -184,38 +180,40 @@ class SQLiteIndex(Index):
                     for f in record.files
                 ],
             )
-            db.executemany(
-                "INSERT INTO metadata (id, type, value) VALUES (?, ?, ?) "
-                "ON CONFLICT (id, type) DO UPDATE SET value = excluded.value",
-                [
-                    (rid, int(Metadata.LastUpdate), record.date)
-                    for rid in (series_id, study_id, patient_id)
-                ],
-            )
-            # Storing any instance of a patient moves it to the end of the recycling order.
-            counter = db.execute(
-                "UPDATE globals SET value = value + 1 WHERE key = 'recycling_counter' "
-                "RETURNING value"
-            ).fetchone()[0]
+            changes = [
+                self._log_change(
+                    db,
+                    ChangeType.NewInstance,
+                    instance_id,
+                    Level.INSTANCE,
+                    ids.instance,
+                    record.date,
+                )
+            ]
+            public = dict(chain)
+            for level in (Level.SERIES, Level.STUDY, Level.PATIENT):
+                if level in created:
+                    changes.append(
+                        self._log_change(
+                            db,
+                            _NEW_LEVEL_CHANGE[level],
+                            row_ids[level],
+                            level,
+                            public[level],
+                            record.date,
+                        )
+                    )
+            # Storing any instance of a patient moves it to the end of the recycling order;
+            # the change log's sequence number orders it.
             db.execute(
                 "INSERT INTO patients (id, recycling_order) VALUES (?, ?) "
                 "ON CONFLICT (id) DO UPDATE SET recycling_order = excluded.recycling_order",
-                (patient_id, counter),
+                (row_ids[Level.PATIENT], changes[0].seq),
             )
-
-            entries = [(ChangeType.NewInstance, instance_id, Level.INSTANCE, ids.instance)]
-            for level in (Level.SERIES, Level.STUDY, Level.PATIENT):
-                if level in created:
-                    public = {
-                        Level.SERIES: ids.series,
-                        Level.STUDY: ids.study,
-                        Level.PATIENT: ids.patient,
-                    }[level]
-                    entries.append((_NEW_LEVEL_CHANGE[level], created[level], level, public))
             outcome.new_levels = [
                 lvl for lvl in (Level.SERIES, Level.STUDY, Level.PATIENT) if lvl in created
             ]
-            outcome.changes = [self._log_change(db, *e, record.date) for e in entries]
+            outcome.changes = changes
             return outcome
 
     @staticmethod

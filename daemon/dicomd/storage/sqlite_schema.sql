@@ -44,7 +44,7 @@ CREATE INDEX IF NOT EXISTS changes_resource ON changes(resource_id);
 CREATE TABLE IF NOT EXISTS patients (
     id               INTEGER PRIMARY KEY REFERENCES resources(id) ON DELETE CASCADE,
     protected        INTEGER NOT NULL DEFAULT 0,
-    recycling_order  INTEGER NOT NULL
+    recycling_order  INTEGER NOT NULL  -- the Seq of the patient's latest NewInstance change
 );
 CREATE INDEX IF NOT EXISTS patients_recycling ON patients(protected, recycling_order);
 
@@ -57,7 +57,7 @@ CREATE TABLE IF NOT EXISTS globals (
     key    TEXT PRIMARY KEY,
     value  INTEGER NOT NULL
 ) WITHOUT ROWID;
-INSERT OR IGNORE INTO globals VALUES ('schema_version', 1), ('recycling_counter', 0),
+INSERT OR IGNORE INTO globals VALUES ('schema_version', 1),
     ('disk_size', 0), ('uncompressed_size', 0),
     ('count_0', 0), ('count_1', 0), ('count_2', 0), ('count_3', 0);
 
