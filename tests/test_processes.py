@@ -67,6 +67,9 @@ def test_helpers_serve_and_stop_with_sigterm(daemon_process) -> None:
     assert proc.proc.wait(timeout=15) == 0
     assert time.monotonic() - started < 10
     assert wait_until(lambda: not any(alive(p) for p in helpers), timeout=5)
+    log = proc.log_path.read_text()
+    assert "exited with status" not in log and "did not stop" not in log, log
+    assert "Traceback" not in log and "Errno" not in log, log
 
 
 @pytest.mark.slow

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import socket
 import subprocess
@@ -66,11 +65,14 @@ class HelperProcesses:
                 proc.stdin.close()
         for proc in self._procs:
             try:
-                proc.wait(timeout)
+                code = proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 log.warning("helper process %d did not stop; killing it", proc.pid)
                 proc.kill()
                 proc.wait()
+                continue
+            if code != 0:
+                log.warning("helper process %d exited with status %d", proc.pid, code)
         self._procs.clear()
 
 
@@ -93,6 +95,5 @@ def run_helper(stdin: IO[bytes]) -> int:
     threading.Thread(target=watch_parent, name="parent-watch", daemon=True).start()
     daemon.start(listening=listening)
     stop.wait()
-    daemon.stop()
-    os.close(listening.detach())
+    daemon.stop()  # also closes this process's copy of the listening socket
     return 0
