@@ -38,13 +38,3 @@ class ResourceIds:
             series=hash_id(series_key),
             instance=hash_id(f"{series_key}|{sop_instance_uid}"),
         )
-
-
-def looks_like_id(text: str) -> bool:
-    """Whether ``text`` has the shape of an Orthanc ID (44 characters, hex and dashes)."""
-    if len(text) != 44:
-        return False
-    parts = text.split("-")
-    return len(parts) == 5 and all(
-        len(p) == 8 and all(c in "0123456789abcdef" for c in p) for p in parts
-    )

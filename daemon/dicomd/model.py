@@ -129,7 +129,6 @@ class InstanceRecord:
 @dataclass
 class StoreOutcome:
     status: str  # "Success" or "AlreadyStored"
-    new_levels: list[Level] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
     removed_files: list[str] = field(default_factory=list)  # replaced by an overwrite
 

@@ -210,9 +210,6 @@ class SQLiteIndex(Index):
                 "ON CONFLICT (id) DO UPDATE SET recycling_order = excluded.recycling_order",
                 (row_ids[Level.PATIENT], changes[0].seq),
             )
-            outcome.new_levels = [
-                lvl for lvl in (Level.SERIES, Level.STUDY, Level.PATIENT) if lvl in created
-            ]
             outcome.changes = changes
             return outcome
 
