@@ -63,8 +63,6 @@ KNOWN_ORTHANC_KEYS = frozenset(
         "SslVerifyPeers",
         "SslTrustedClientCertificates",
         "HttpHeaders",
-        "UserMetadata",
-        "UserContentType",
         "StrictAetComparison",
         "StoreDicom",
         "DicomAssociationCloseDelay",
@@ -94,7 +92,6 @@ KNOWN_ORTHANC_KEYS = frozenset(
         "LuaHeartBeatPeriod",
         "ExecuteLuaEnabled",
         "RestApiWriteToFileSystemEnabled",
-        "CheckRevisions",
         "Plugins",
         "ConcurrentJobs",
         "DicomWeb",
@@ -152,6 +149,10 @@ class Config:
     http_threads_count: int = 50
     stable_age: int = 60
     http_processes: int = 0  # 0: one per CPU core, at most 4
+    user_metadata: Mapping[str, int] = field(default_factory=dict)
+    user_content_types: Mapping[str, tuple[int, str]] = field(default_factory=dict)
+    check_revisions: bool = False
+    maximum_attachment_size: int = 1024  # MB; 0: unlimited
     # The raw configuration as read (for GetOrthancConfiguration() and friends) and the
     # folder its relative paths resolve against, so another process can rebuild it.
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -217,6 +218,51 @@ def _users(key: str, value: Any) -> dict[str, str]:
     raise ConfigError(f'"{key}" must be an object mapping user names to passwords')
 
 
+USER_RANGE = range(1024, 65536)
+DEFAULT_MIME = "application/octet-stream"
+
+
+def _user_number(key: str, name: Any, value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value in USER_RANGE:
+        return value
+    raise ConfigError(
+        f'"{key}": "{name}" must have a number between 1024 and 65535, not {json.dumps(value)}'
+    )
+
+
+def _unique_numbers(key: str, numbers: list[int]) -> None:
+    if len(set(numbers)) != len(numbers):
+        raise ConfigError(f'"{key}" gives the same number to two names')
+
+
+def _user_metadata(key: str, value: Any) -> dict[str, int]:
+    if not isinstance(value, dict):
+        raise ConfigError(f'"{key}" must be an object mapping names to numbers')
+    out = {name: _user_number(key, name, number) for name, number in value.items()}
+    _unique_numbers(key, list(out.values()))
+    return out
+
+
+def _user_content_types(key: str, value: Any) -> dict[str, tuple[int, str]]:
+    # Orthanc takes {"name": 1024} or {"name": [1024, "mime/type"]}.
+    if not isinstance(value, dict):
+        raise ConfigError(f'"{key}" must be an object mapping names to numbers')
+    out: dict[str, tuple[int, str]] = {}
+    for name, spec in value.items():
+        if isinstance(spec, list) and len(spec) == 2 and isinstance(spec[1], str):
+            out[name] = (_user_number(key, name, spec[0]), spec[1])
+        else:
+            out[name] = (_user_number(key, name, spec), DEFAULT_MIME)
+    _unique_numbers(key, [number for number, _ in out.values()])
+    return out
+
+
+def _megabytes(key: str, value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise ConfigError(f'"{key}" must be a size in megabytes (0: no limit), not {json.dumps(value)}')
+
+
 def _overwrite(key: str, value: Any) -> bool:
     # Orthanc 1.10 takes a boolean; later releases also take "Never" / "Always".
     if isinstance(value, bool):
@@ -240,6 +286,10 @@ _SCALAR_KEYS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "HttpThreadsCount": ("http_threads_count", _positive_int),
     "StableAge": ("stable_age", _stable_age),
     "HttpProcesses": ("http_processes", _process_count),
+    "UserMetadata": ("user_metadata", _user_metadata),
+    "UserContentType": ("user_content_types", _user_content_types),
+    "CheckRevisions": ("check_revisions", _bool),
+    "MaximumAttachmentSize": ("maximum_attachment_size", _megabytes),
 }
 _PATH_KEYS = {"StorageDirectory": "storage_directory", "IndexDirectory": "index_directory"}
 

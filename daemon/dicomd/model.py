@@ -88,6 +88,25 @@ class ChangeType(enum.IntEnum):
     UpdatedMetadata = 16
 
 
+def series_status(expected: int | None, indexes: list[str | None]) -> str:
+    """Orthanc's series status from ExpectedNumberOfInstances and the instances'
+    IndexInSeries: Unknown, Missing, Complete or Inconsistent."""
+    if not expected:
+        return "Unknown"
+    seen: set[int] = set()
+    for text in indexes:
+        try:
+            index = int(text) if text is not None else None
+        except ValueError:
+            index = None
+        if index is None:
+            return "Unknown"
+        if index < 1 or index > expected or index in seen:
+            return "Inconsistent"
+        seen.add(index)
+    return "Complete" if len(seen) == expected else "Missing"
+
+
 def now_iso() -> str:
     """Orthanc's timestamp format (UTC): ``YYYYMMDDTHHMMSS``."""
     return time.strftime("%Y%m%dT%H%M%S", time.gmtime())

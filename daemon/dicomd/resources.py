@@ -12,7 +12,7 @@ import pydicom
 
 from .dicomjson import dataset_to_json
 from .errors import BadRequest, UnknownResource
-from .model import ContentType, Level, Metadata, Resource
+from .model import ContentType, Level, Metadata, Resource, series_status
 from .storage.index import Index, Totals
 from .storage.store import FileInfo, FileStore
 
@@ -126,18 +126,9 @@ class ResourceService:
         return stamp is not None and time.time() - stamp > self.stable_age
 
     def _series_status(self, series: Resource, expected: int | None) -> str:
-        """Orthanc's series status from ExpectedNumberOfInstances and IndexInSeries."""
         if not expected:
             return "Unknown"
-        seen: set[int] = set()
-        for text in self.index.instance_indexes(series):
-            index = _int_or_none(text)
-            if index is None:
-                return "Unknown"
-            if index < 1 or index > expected or index in seen:
-                return "Inconsistent"
-            seen.add(index)
-        return "Complete" if len(seen) == expected else "Missing"
+        return series_status(expected, self.index.instance_indexes(series))
 
     # -- files and tags --------------------------------------------------------------------
     def _attachment(self, resource: Resource, content_type: int) -> FileInfo:

@@ -37,3 +37,25 @@ def int_arg(name: str) -> int | None:
         return int(value)
     except ValueError:
         raise BadRequest(f'Argument "{name}" must be an integer') from None
+
+
+def text_response(value: str | bytes = "", etag: str | None = None) -> Response:
+    """A ``text/plain`` answer (Orthanc's for metadata values, sizes, MD5s...)."""
+    response = Response(value, content_type="text/plain")
+    if etag is not None:
+        response.headers["ETag"] = etag
+    return response
+
+
+def not_modified_response(etag: str) -> Response:
+    response = Response(status=304)
+    response.headers["ETag"] = etag
+    return response
+
+
+def if_match() -> str | None:
+    return request.headers.get("If-Match")
+
+
+def if_none_match() -> str | None:
+    return request.headers.get("If-None-Match")

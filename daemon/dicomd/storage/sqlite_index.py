@@ -8,6 +8,7 @@ failure may lose the last transactions, never the database's consistency.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
@@ -16,6 +17,7 @@ from contextlib import contextmanager
 from importlib import resources as package_files
 from pathlib import Path
 
+from ..errors import UnknownResource
 from ..model import (
     Change,
     ChangeType,
@@ -25,8 +27,10 @@ from ..model import (
     Metadata,
     Resource,
     StoreOutcome,
+    now_iso,
+    series_status,
 )
-from .index import DeleteOutcome, Index, Totals
+from .index import DeleteOutcome, Index, RevisionCheck, Totals
 from .lock import FileLock
 from .store import FileInfo
 
@@ -34,11 +38,31 @@ _RESOURCE_COLUMNS = "r.id, r.level, r.public_id, p.public_id, r.main_tags"
 _RESOURCE_QUERY = (
     f"SELECT {_RESOURCE_COLUMNS} FROM resources r LEFT JOIN resources p ON p.id = r.parent_id"
 )
+_ATTACHMENT_COLUMNS = (
+    "uuid, content_type, compression, uncompressed_size, compressed_size, "
+    "uncompressed_md5, compressed_md5"
+)
+_CHANGE_COLUMNS = "seq, change_type, level, public_id, date"
 _NEW_LEVEL_CHANGE = {
     Level.SERIES: ChangeType.NewSeries,
     Level.STUDY: ChangeType.NewStudy,
     Level.PATIENT: ChangeType.NewPatient,
 }
+
+
+def _recycling_order(seq: int, after: bool = False) -> int:
+    """A patient's place in the recycling order: twice the Seq of its latest NewInstance,
+    or, when it is unprotected, one more than twice the latest Seq, so that it comes after
+    every patient stored so far and before the next one."""
+    return 2 * seq + (1 if after else 0)
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+
+
+def _change(row: tuple) -> Change:
+    return Change(row[0], ChangeType(row[1]), Level(row[2]), row[3], row[4])
 
 
 def _resource(row: tuple) -> Resource:
@@ -162,24 +186,7 @@ class SQLiteIndex(Index):
                 "ON CONFLICT (id, type) DO UPDATE SET value = excluded.value",
                 metadata,
             )
-            db.executemany(
-                "INSERT INTO attachments (id, content_type, uuid, compression, "
-                "uncompressed_size, compressed_size, uncompressed_md5, compressed_md5) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        instance_id,
-                        f.content_type,
-                        f.uuid,
-                        f.compression,
-                        f.uncompressed_size,
-                        f.compressed_size,
-                        f.uncompressed_md5,
-                        f.compressed_md5,
-                    )
-                    for f in record.files
-                ],
-            )
+            self._insert_attachments(db, instance_id, record.files)
             changes = [
                 self._log_change(
                     db,
@@ -203,15 +210,53 @@ class SQLiteIndex(Index):
                             record.date,
                         )
                     )
-            # Storing any instance of a patient moves it to the end of the recycling order;
-            # the change log's sequence number orders it.
+            if self._series_completed(db, row_ids[Level.SERIES], record):
+                changes.append(
+                    self._log_change(
+                        db,
+                        ChangeType.CompletedSeries,
+                        row_ids[Level.SERIES],
+                        Level.SERIES,
+                        ids.series,
+                        record.date,
+                    )
+                )
+            # Storing any instance of a patient moves it to the end of the recycling order,
+            # which the change log's sequence number gives (see _recycling_order).
             db.execute(
                 "INSERT INTO patients (id, recycling_order) VALUES (?, ?) "
                 "ON CONFLICT (id) DO UPDATE SET recycling_order = excluded.recycling_order",
-                (row_ids[Level.PATIENT], changes[0].seq),
+                (row_ids[Level.PATIENT], _recycling_order(changes[0].seq)),
             )
             outcome.changes = changes
             return outcome
+
+    @staticmethod
+    def _series_completed(db: sqlite3.Connection, series_id: int, record: InstanceRecord) -> bool:
+        """Whether this instance completed its series (logged as CompletedSeries)."""
+        if Metadata.IndexInSeries not in record.instance_metadata:
+            return False
+        row = db.execute(
+            "SELECT value FROM metadata WHERE id = ? AND type = ?",
+            (series_id, int(Metadata.ExpectedNumberOfInstances)),
+        ).fetchone()
+        expected = int(row[0]) if row and row[0].isdigit() else 0
+        if not expected:
+            return False
+        (count,) = db.execute(
+            "SELECT COUNT(*) FROM resources WHERE parent_id = ?", (series_id,)
+        ).fetchone()
+        if count != expected:
+            return False
+        indexes = [
+            r[0]
+            for r in db.execute(
+                "SELECT m.value FROM resources r LEFT JOIN metadata m "
+                "ON m.id = r.id AND m.type = ? WHERE r.parent_id = ?",
+                (int(Metadata.IndexInSeries), series_id),
+            )
+        ]
+        return series_status(expected, indexes) == "Complete"
 
     @staticmethod
     def _insert_resource(
@@ -227,6 +272,30 @@ class SQLiteIndex(Index):
         )
         assert cur.lastrowid is not None
         return cur.lastrowid
+
+    @staticmethod
+    def _insert_attachments(
+        db: sqlite3.Connection, resource_id: int, files: list[FileInfo], revision: int = 0
+    ) -> None:
+        db.executemany(
+            "INSERT INTO attachments (id, content_type, uuid, compression, uncompressed_size, "
+            "compressed_size, uncompressed_md5, compressed_md5, revision) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    resource_id,
+                    f.content_type,
+                    f.uuid,
+                    f.compression,
+                    f.uncompressed_size,
+                    f.compressed_size,
+                    f.uncompressed_md5,
+                    f.compressed_md5,
+                    revision,
+                )
+                for f in files
+            ],
+        )
 
     @staticmethod
     def _log_change(
@@ -324,6 +393,123 @@ class SQLiteIndex(Index):
     def pending_file_deletions(self) -> list[str]:
         return [r[0] for r in self._reader.execute("SELECT uuid FROM file_deletions")]
 
+    # -- metadata, attachments, protection, change log -------------------------------------
+    @staticmethod
+    def _require(db: sqlite3.Connection, resource: Resource) -> None:
+        if not db.execute(
+            "SELECT 1 FROM resources WHERE id = ?", (resource.internal_id,)
+        ).fetchone():
+            raise UnknownResource(f"Unknown {resource.level.title.lower()}: {resource.public_id}")
+
+    def _log_update(
+        self, db: sqlite3.Connection, change_type: ChangeType, resource: Resource
+    ) -> Change:
+        return self._log_change(
+            db, change_type, resource.internal_id, resource.level, resource.public_id, now_iso()
+        )
+
+    def set_metadata(
+        self, resource: Resource, kind: int, value: str, check: RevisionCheck
+    ) -> tuple[int, Change]:
+        with self._transaction() as db:
+            self._require(db, resource)
+            row = db.execute(
+                "SELECT value, revision FROM metadata WHERE id = ? AND type = ?",
+                (resource.internal_id, kind),
+            ).fetchone()
+            check((row[1], _md5(row[0])) if row else None)
+            revision = row[1] + 1 if row else 0
+            db.execute(
+                "INSERT INTO metadata (id, type, value, revision) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (id, type) DO UPDATE SET value = excluded.value, "
+                "revision = excluded.revision",
+                (resource.internal_id, kind, value, revision),
+            )
+            return revision, self._log_update(db, ChangeType.UpdatedMetadata, resource)
+
+    def delete_metadata(self, resource: Resource, kind: int, check: RevisionCheck) -> Change | None:
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT value, revision FROM metadata WHERE id = ? AND type = ?",
+                (resource.internal_id, kind),
+            ).fetchone()
+            if row is None:
+                return None
+            check((row[1], _md5(row[0])))
+            db.execute(
+                "DELETE FROM metadata WHERE id = ? AND type = ?", (resource.internal_id, kind)
+            )
+            return self._log_update(db, ChangeType.UpdatedMetadata, resource)
+
+    def _attachment_row(
+        self, db: sqlite3.Connection, resource: Resource, content_type: int
+    ) -> tuple[FileInfo, int] | None:
+        row = db.execute(
+            f"SELECT {_ATTACHMENT_COLUMNS}, revision FROM attachments "
+            "WHERE id = ? AND content_type = ?",
+            (resource.internal_id, content_type),
+        ).fetchone()
+        return (_file_info(row[:-1]), row[-1]) if row else None
+
+    def set_attachment(
+        self, resource: Resource, info: FileInfo, check: RevisionCheck
+    ) -> tuple[int, Change, list[str]]:
+        with self._transaction() as db:
+            self._require(db, resource)
+            current = self._attachment_row(db, resource, info.content_type)
+            check((current[1], current[0].uncompressed_md5) if current else None)
+            replaced: list[str] = []
+            revision = 0
+            if current is not None:
+                replaced = [current[0].uuid]
+                revision = current[1] + 1
+                db.execute(
+                    "INSERT OR IGNORE INTO file_deletions (uuid) VALUES (?)", (current[0].uuid,)
+                )
+                db.execute(
+                    "DELETE FROM attachments WHERE id = ? AND content_type = ?",
+                    (resource.internal_id, info.content_type),
+                )
+            self._insert_attachments(db, resource.internal_id, [info], revision)
+            return revision, self._log_update(db, ChangeType.UpdatedAttachment, resource), replaced
+
+    def delete_attachment(
+        self, resource: Resource, content_type: int, check: RevisionCheck
+    ) -> tuple[Change, list[str]] | None:
+        with self._transaction() as db:
+            current = self._attachment_row(db, resource, content_type)
+            if current is None:
+                return None
+            check((current[1], current[0].uncompressed_md5))
+            db.execute("INSERT OR IGNORE INTO file_deletions (uuid) VALUES (?)", (current[0].uuid,))
+            db.execute(
+                "DELETE FROM attachments WHERE id = ? AND content_type = ?",
+                (resource.internal_id, content_type),
+            )
+            change = self._log_update(db, ChangeType.UpdatedAttachment, resource)
+            return change, [current[0].uuid]
+
+    def set_protected(self, patient: Resource, protected: bool) -> None:
+        with self._transaction() as db:
+            self._require(db, patient)
+            if protected:
+                db.execute("UPDATE patients SET protected = 1 WHERE id = ?", (patient.internal_id,))
+            else:
+                db.execute(
+                    "UPDATE patients SET protected = 0, recycling_order = ? "
+                    "WHERE id = ? AND protected = 1",
+                    (_recycling_order(self._last_seq(db), after=True), patient.internal_id),
+                )
+
+    def clear_changes(self) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM changes")
+
+    @staticmethod
+    def _last_seq(db: sqlite3.Connection) -> int:
+        row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
+        return int(row[0]) if row else 0
+
     # -- reads -----------------------------------------------------------------------------
     def lookup(self, public_id: str) -> Resource | None:
         row = self._reader.execute(
@@ -357,8 +543,7 @@ class SQLiteIndex(Index):
 
     def attachments(self, resource: Resource) -> dict[int, FileInfo]:
         rows = self._reader.execute(
-            "SELECT uuid, content_type, compression, uncompressed_size, compressed_size, "
-            "uncompressed_md5, compressed_md5 FROM attachments WHERE id = ? ORDER BY content_type",
+            f"SELECT {_ATTACHMENT_COLUMNS} FROM attachments WHERE id = ? ORDER BY content_type",
             (resource.internal_id,),
         )
         return {r[1]: _file_info(r) for r in rows}
@@ -370,6 +555,34 @@ class SQLiteIndex(Index):
             (int(Metadata.IndexInSeries), series.internal_id),
         )
         return [r[0] for r in rows]
+
+    def metadata_entry(self, resource: Resource, kind: int) -> tuple[str, int] | None:
+        row = self._reader.execute(
+            "SELECT value, revision FROM metadata WHERE id = ? AND type = ?",
+            (resource.internal_id, kind),
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def attachment_entry(
+        self, resource: Resource, content_type: int
+    ) -> tuple[FileInfo, int] | None:
+        return self._attachment_row(self._reader, resource, content_type)
+
+    def changes(self, since: int, limit: int) -> tuple[list[Change], bool]:
+        rows = self._reader.execute(
+            f"SELECT {_CHANGE_COLUMNS} FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
+            (since, limit + 1),
+        ).fetchall()
+        return [_change(r) for r in rows[:limit]], len(rows) <= limit
+
+    def last_change(self) -> Change | None:
+        row = self._reader.execute(
+            f"SELECT {_CHANGE_COLUMNS} FROM changes ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        return _change(row) if row else None
+
+    def last_change_seq(self) -> int:
+        return self._last_seq(self._reader)
 
     def is_protected(self, patient: Resource) -> bool:
         row = self._reader.execute(
