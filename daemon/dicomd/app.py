@@ -7,10 +7,13 @@ import socket
 import warnings
 from typing import TYPE_CHECKING
 
+from .changes import ChangeLogService
 from .config import Config
 from .errors import StorageInUse
 from .ingest import IngestPipeline
+from .metadata import MetadataService
 from .processes import HelperProcesses
+from .registry import MetadataNames
 from .resources import ResourceService
 from .storage.index import Index
 from .storage.lock import FileLock
@@ -57,6 +60,10 @@ class Daemon:
         self.store = FileStore(config.storage_directory, store_md5=config.store_md5_for_attachments)
         self.ingest = IngestPipeline(config, self.store, self.index)
         self.resources = ResourceService(self.index, self.store, config.stable_age)
+        self.metadata = MetadataService(
+            self.index, self.resources, MetadataNames(config.user_metadata), config.check_revisions
+        )
+        self.changes = ChangeLogService(self.index)
         self._http: HttpServer | None = None
         self._helpers: HelperProcesses | None = None
         if role == "main":

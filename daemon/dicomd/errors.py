@@ -15,10 +15,14 @@ class DicomdError(Exception):
     orthanc_code = -1
     orthanc_message = "Internal error"
     http_status = 500
+    # Where Orthanc's handler answers with the status alone (no JSON error body).
+    empty_body = False
 
-    def __init__(self, details: str = "") -> None:
+    def __init__(self, details: str = "", *, empty_body: bool | None = None) -> None:
         super().__init__(details or self.orthanc_message)
         self.details = details
+        if empty_body is not None:
+            self.empty_body = empty_body
 
     @property
     def http_error(self) -> str:
@@ -89,9 +93,12 @@ class BadFileFormat(DicomdError):
 
 
 class UnknownResource(DicomdError):
+    """An unknown ID: Orthanc's lookups answer nothing, which is an empty 404."""
+
     orthanc_code = 17
     orthanc_message = "Unknown resource"
     http_status = 404
+    empty_body = True
 
 
 class FullStorage(DicomdError):
@@ -127,9 +134,12 @@ class Revision(DicomdError):
 
 
 class ForbiddenAccess(DicomdError):
+    """Writing core metadata or system attachments: Orthanc answers a bare 403."""
+
     orthanc_code = 44
     orthanc_message = "Access to a resource is forbidden"
     http_status = 403
+    empty_body = True
 
 
 class DuplicateResource(DicomdError):

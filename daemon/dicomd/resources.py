@@ -130,6 +130,21 @@ class ResourceService:
             return "Unknown"
         return series_status(expected, self.index.instance_indexes(series))
 
+    # -- protection ------------------------------------------------------------------------
+    def _patient(self, public_id: str) -> Resource:
+        patient = self.index.get(Level.PATIENT, public_id)
+        if patient is None:
+            raise UnknownResource(f"Unknown patient: {public_id}", empty_body=False)
+        return patient
+
+    def is_protected(self, public_id: str) -> bool:
+        return self.index.is_protected(self._patient(public_id))
+
+    def set_protected(self, public_id: str, protected: bool) -> None:
+        """Protected patients are never recycled; unprotecting one puts it at the end of
+        the recycling order, as if it had just received an instance."""
+        self.index.set_protected(self._patient(public_id), protected)
+
     # -- files and tags --------------------------------------------------------------------
     def _attachment(self, resource: Resource, content_type: int) -> FileInfo:
         info = self.index.attachments(resource).get(content_type)

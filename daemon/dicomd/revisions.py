@@ -7,7 +7,7 @@ ETag in ``If-Match``; with ``CheckRevisions`` it must, whenever the value alread
 
 from __future__ import annotations
 
-from .errors import BadRequest, Revision
+from .errors import ParameterOutOfRange, Revision
 from .storage.index import RevisionCheck
 
 
@@ -22,7 +22,7 @@ def parse_etag(header: str) -> tuple[int, str]:
         text = text[1:-1]
     revision, dash, md5 = text.partition("-")
     if not dash or not revision.isdigit():
-        raise BadRequest(f"Badly formatted revision header: {header}")
+        raise ParameterOutOfRange(f"An ETag (revision, then MD5) was expected, not: {header}")
     return int(revision), md5
 
 

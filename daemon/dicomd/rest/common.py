@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Response, current_app, json, request
 
-from ..errors import BadRequest
+from ..errors import BadFileFormat, BadRequest
 
 if TYPE_CHECKING:
     from ..app import Daemon
@@ -59,3 +59,13 @@ def if_match() -> str | None:
 
 def if_none_match() -> str | None:
     return request.headers.get("If-None-Match")
+
+
+def boolean_body(body: bytes) -> bool:
+    """Orthanc's boolean request bodies: ``0``, ``1``, ``true`` or ``false``."""
+    text = body.decode("utf-8", "replace").strip().lower()
+    if text in ("1", "true"):
+        return True
+    if text in ("0", "false"):
+        return False
+    raise BadFileFormat("Boolean value expected")

@@ -1,7 +1,8 @@
 """Turns every error into Orthanc's answer, in one place.
 
 Orthanc answers an unknown route with a JSON error body, but an unknown resource ID with an
-empty 404 (its handler sends nothing); clients and tests rely on both.
+empty 404 (its handler sends nothing); clients and tests rely on both. Errors say which they
+are through ``empty_body``.
 """
 
 from __future__ import annotations
@@ -34,9 +35,7 @@ def error_body(error: DicomdError, *, method: str, uri: str) -> dict[str, Any]:
 
 
 def error_response(error: DicomdError) -> Response:
-    if isinstance(error, UnknownResource) and getattr(error, "empty_body", True):
-        return Response(b"", status=404)
-    if not current_app.config.get("DESCRIBE_ERRORS", True):
+    if error.empty_body or not current_app.config.get("DESCRIBE_ERRORS", True):
         return Response(b"", status=error.http_status)
     body = error_body(error, method=request.method, uri=request.path)
     response = Response(

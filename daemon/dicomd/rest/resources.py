@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 
 from ..errors import UnknownResource
 from ..model import Level
-from .common import daemon, flag, int_arg, json_response
+from .common import boolean_body, daemon, flag, int_arg, json_response, text_response
 
 blueprint = Blueprint("resources", __name__)
 
@@ -66,3 +66,14 @@ def child_resources(collection: str, public_id: str, relative: str) -> Response:
     if target <= level:
         raise UnknownResource(f"/{collection}/{public_id}/{relative}")
     return json_response(daemon().resources.children(level, public_id, target, expand=True))
+
+
+@blueprint.get("/patients/<public_id>/protected")
+def get_protected(public_id: str) -> Response:
+    return text_response("1" if daemon().resources.is_protected(public_id) else "0")
+
+
+@blueprint.put("/patients/<public_id>/protected")
+def set_protected(public_id: str) -> Response:
+    daemon().resources.set_protected(public_id, boolean_body(request.get_data()))
+    return text_response()
