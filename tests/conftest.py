@@ -108,10 +108,15 @@ class DaemonProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = folder / "dicomd.log"
 
-    def start(self, timeout: float = 30) -> DaemonProcess:
+    def start(self, timeout: float = 30, program: list[str] | None = None) -> DaemonProcess:
+        """Run ``dicomd serve``, or ``program`` (a Python script given the configuration
+        file as its first argument, for tests that run a daemon with their own handlers)."""
+        argv = [sys.executable, "-m", "dicomd", "serve", "--config", str(self.config_path)]
+        if program is not None:
+            argv = [sys.executable, *program[:1], str(self.config_path), *program[1:]]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "dicomd", "serve", "--config", str(self.config_path)],
+                argv,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},

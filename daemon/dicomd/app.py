@@ -9,12 +9,16 @@ from typing import TYPE_CHECKING
 
 from .changes import ChangeLogService
 from .config import Config
+from .delivery import Dispatcher
 from .errors import StorageInUse
+from .events import EventSource, Filters
 from .ingest import IngestPipeline
 from .metadata import MetadataService
 from .processes import HelperProcesses
 from .registry import MetadataNames
 from .resources import ResourceService
+from .scheduler import Scheduler
+from .stability import StabilityMonitor
 from .storage.index import Index
 from .storage.lock import FileLock
 from .storage.sqlite_index import SQLiteIndex
@@ -59,11 +63,17 @@ class Daemon:
         self.index: Index = SQLiteIndex(config.index_directory)
         self.store = FileStore(config.storage_directory, store_md5=config.store_md5_for_attachments)
         self.ingest = IngestPipeline(config, self.store, self.index)
-        self.resources = ResourceService(self.index, self.store, config.stable_age)
+        self.resources = ResourceService(self.index, self.store)
+        metadata_names = MetadataNames(config.user_metadata)
         self.metadata = MetadataService(
-            self.index, self.resources, MetadataNames(config.user_metadata), config.check_revisions
+            self.index, self.resources, metadata_names, config.check_revisions
         )
         self.changes = ChangeLogService(self.index)
+        # Filters decide in every process; notifications are delivered by the main one.
+        self.filters = Filters()
+        self.events = Dispatcher(self.index, EventSource(self.resources, metadata_names))
+        self.stability = StabilityMonitor(self.index, lambda _changes: self.events.wake())
+        self.scheduler = Scheduler()
         self._http: HttpServer | None = None
         self._helpers: HelperProcesses | None = None
         if role == "main":
@@ -110,6 +120,9 @@ class Daemon:
             self._helpers.start()
         self._http.start()
         if self.role == "main":
+            self.stability.start()
+            self.events.start()
+            self.scheduler.start()
             log.info("dicomd listening on http://%s:%d", config.bind_address, self.http_port)
 
     def stop(self) -> None:
@@ -119,6 +132,9 @@ class Daemon:
         if self._helpers is not None:
             self._helpers.stop()
             self._helpers = None
+        self.scheduler.stop()
+        self.stability.stop()
+        self.events.stop()
         self.store.close()
         self.index.close()
         self._owner_lock.close()

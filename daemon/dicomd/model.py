@@ -7,6 +7,7 @@ import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .ids import ResourceIds
 
@@ -86,6 +87,15 @@ class ChangeType(enum.IntEnum):
     StableSeries = 14
     UpdatedAttachment = 15
     UpdatedMetadata = 16
+    # Events Orthanc only signals to its listeners; dicomd keeps them in the event log,
+    # hidden from /changes, so that handlers get them after a crash too.
+    Deleted = 4096
+    RecycledPatient = 8192
+
+    @property
+    def in_log(self) -> bool:
+        """Shown by ``GET /changes`` (Orthanc's logged change types)."""
+        return self < 4096
 
 
 def series_status(expected: int | None, indexes: list[str | None]) -> str:
@@ -125,11 +135,14 @@ class Origin:
 
 @dataclass(frozen=True)
 class Change:
+    """One entry of the change log, which is also the event log handlers are fed from."""
+
     seq: int
     change_type: ChangeType
     level: Level
     public_id: str
     date: str
+    payload: dict[str, Any] | None = None  # what a hidden event keeps of its resource
 
 
 @dataclass
@@ -142,6 +155,7 @@ class InstanceRecord:
     series_metadata: dict[int, str]  # written only when the series is created
     files: list  # list[FileInfo]
     overwrite: bool
+    stable_deadline: float  # when the series, study and patient become stable (Unix time)
     date: str = field(default_factory=now_iso)
 
 

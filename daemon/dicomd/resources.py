@@ -3,9 +3,7 @@ their files and tags, statistics and deletion. REST views and scripts call this 
 
 from __future__ import annotations
 
-import calendar
 import io
-import time
 from typing import Any
 
 import pydicom
@@ -19,13 +17,6 @@ from .storage.store import FileInfo, FileStore
 MEGABYTE = 1024 * 1024
 
 
-def _parse_iso(text: str) -> float | None:
-    try:
-        return calendar.timegm(time.strptime(text, "%Y%m%dT%H%M%S"))
-    except (ValueError, TypeError):
-        return None
-
-
 def _size_fields(prefix: str, size: int) -> dict[str, Any]:
     # Orthanc gives sizes as strings (they may exceed 2^53) plus whole megabytes.
     return {prefix: str(size), f"{prefix}MB": size // MEGABYTE}
@@ -34,10 +25,9 @@ def _size_fields(prefix: str, size: int) -> dict[str, Any]:
 class ResourceService:
     """Reads and deletes resources, answering in Orthanc's JSON shapes."""
 
-    def __init__(self, index: Index, store: FileStore, stable_age: int) -> None:
+    def __init__(self, index: Index, store: FileStore) -> None:
         self.index = index
         self.store = store
-        self.stable_age = stable_age
 
     # -- lookups ---------------------------------------------------------------------------
     def get(self, level: Level, public_id: str) -> Resource:
@@ -105,7 +95,7 @@ class ResourceService:
         last_update = metadata.get(Metadata.LastUpdate)
         if last_update is not None:
             out["LastUpdate"] = last_update
-        out["IsStable"] = self._is_stable(last_update)
+        out["IsStable"] = self.index.is_stable(resource)
         if level is Level.PATIENT:
             out["IsProtected"] = self.index.is_protected(resource)
         elif level is Level.STUDY:
@@ -119,11 +109,6 @@ class ResourceService:
             out["ExpectedNumberOfInstances"] = expected
             out["Status"] = self._series_status(resource, expected)
         return out
-
-    def _is_stable(self, last_update: str | None) -> bool:
-        """Stable once no instance arrived for ``StableAge`` seconds."""
-        stamp = _parse_iso(last_update or "")
-        return stamp is not None and time.time() - stamp > self.stable_age
 
     def _series_status(self, series: Resource, expected: int | None) -> str:
         if not expected:

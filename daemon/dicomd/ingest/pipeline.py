@@ -8,6 +8,7 @@ the next start. Notifications will come from the change log the transaction writ
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 from ..config import Config
@@ -94,6 +95,7 @@ class IngestPipeline:
             series_metadata=_series_metadata(parsed, origin),
             files=files,
             overwrite=overwrite,
+            stable_deadline=time.time() + self.config.stable_age,
             date=date,
         )
         try:

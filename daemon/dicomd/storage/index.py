@@ -7,8 +7,9 @@ SQL, so that each backend (SQLite today, PostgreSQL later) writes its own querie
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from ..model import Change, InstanceRecord, Level, Resource, StoreOutcome
 from .store import FileInfo
@@ -33,12 +34,25 @@ class Totals:
 
 
 @dataclass(frozen=True)
+class HandlerFailure:
+    """An event a handler failed on, after its retries; kept for the API to show."""
+
+    handler: str
+    change: Change
+    attempts: int
+    error: str
+    date: str = ""
+    id: int = 0
+
+
+@dataclass(frozen=True)
 class DeleteOutcome:
     """What a deletion removed: the resources (deepest first) and the files to unlink."""
 
     deleted: list[tuple[Level, str]]
     remaining_ancestor: tuple[Level, str] | None
     files: list[str]
+    events: list[Change]  # Deleted for each resource (and RecycledPatient), in the event log
 
 
 class Index(ABC):
@@ -54,9 +68,13 @@ class Index(ABC):
         one transaction. A duplicate is "AlreadyStored" unless ``record.overwrite``."""
 
     @abstractmethod
-    def delete_resource(self, level: Level, public_id: str) -> DeleteOutcome | None:
+    def delete_resource(
+        self, level: Level, public_id: str, recycled: dict[str, Any] | None = None
+    ) -> DeleteOutcome | None:
         """Delete a resource, its descendants and ancestors left empty; None if unknown.
-        The returned files are recorded as pending deletions until :meth:`forget_files`."""
+        Logs a Deleted event for each, and a RecycledPatient event with ``recycled`` as its
+        payload when given. The returned files are recorded as pending deletions until
+        :meth:`forget_files`."""
 
     @abstractmethod
     def forget_files(self, uuids: Iterable[str]) -> None:
@@ -97,7 +115,19 @@ class Index(ABC):
 
     @abstractmethod
     def clear_changes(self) -> None:
-        """Empty the change log; sequence numbers keep growing from where they were."""
+        """Empty the change log; sequence numbers keep growing from where they were, and
+        handlers still get the events they had not seen."""
+
+    @abstractmethod
+    def save_handler_positions(self, positions: Mapping[str, int]) -> None:
+        """Persist how far handlers got (a position never moves back)."""
+
+    @abstractmethod
+    def record_failure(self, failure: HandlerFailure) -> None: ...
+
+    @abstractmethod
+    def prune_events(self, delivered: int) -> int:
+        """Forget hidden events up to ``delivered``, which every handler has seen."""
 
     # -- reads -----------------------------------------------------------------------------
     @abstractmethod
@@ -142,8 +172,31 @@ class Index(ABC):
     def last_change(self) -> Change | None: ...
 
     @abstractmethod
+    def events_after(self, seq: int, limit: int) -> list[Change]:
+        """The event log after ``seq``: every change, those hidden from /changes included."""
+
+    @abstractmethod
+    def handler_positions(self) -> dict[str, int]: ...
+
+    @abstractmethod
+    def handler_failures(self, since: int = 0, limit: int = 100) -> list[HandlerFailure]: ...
+
+    @abstractmethod
     def last_change_seq(self) -> int:
         """The latest sequence number ever given, even if its change was deleted."""
+
+    @abstractmethod
+    def is_stable(self, resource: Resource) -> bool:
+        """No instance arrived below it for ``StableAge`` seconds (or its stable event fired)."""
+
+    @abstractmethod
+    def next_stable_deadline(self) -> float | None:
+        """The earliest time at which a waiting resource becomes stable."""
+
+    @abstractmethod
+    def take_stable(self, now: float) -> list[Change]:
+        """Mark every resource whose deadline passed as stable and log its Stable* change,
+        series before study before patient; returns the changes."""
 
     @abstractmethod
     def is_protected(self, patient: Resource) -> bool: ...

@@ -10,11 +10,9 @@ from ..model import Change, ChangeType, Resource, now_iso
 from .index import RevisionCheck
 from .sqlite_db import (
     ATTACHMENT_COLUMNS,
-    CHANGE_COLUMNS,
-    SQLiteDatabase,
-    change_from_row,
     file_info_from_row,
 )
+from .sqlite_events import SQLiteEvents
 from .store import FileInfo
 
 
@@ -29,7 +27,7 @@ def _md5(text: str) -> str:
     return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
 
 
-class SQLiteAnnotations(SQLiteDatabase):
+class SQLiteAnnotations(SQLiteEvents):
     # -- metadata, attachments, protection, change log -------------------------------------
     def _log_update(
         self, db: sqlite3.Connection, change_type: ChangeType, resource: Resource
@@ -131,10 +129,6 @@ class SQLiteAnnotations(SQLiteDatabase):
                     (recycling_order(self._last_seq(db), after=True), patient.internal_id),
                 )
 
-    def clear_changes(self) -> None:
-        with self._transaction() as db:
-            db.execute("DELETE FROM changes")
-
     # -- reads -----------------------------------------------------------------------------
     def metadata_entry(self, resource: Resource, kind: int) -> tuple[str, int] | None:
         row = self._reader.execute(
@@ -147,19 +141,3 @@ class SQLiteAnnotations(SQLiteDatabase):
         self, resource: Resource, content_type: int
     ) -> tuple[FileInfo, int] | None:
         return self._attachment_row(self._reader, resource, content_type)
-
-    def changes(self, since: int, limit: int) -> tuple[list[Change], bool]:
-        rows = self._reader.execute(
-            f"SELECT {CHANGE_COLUMNS} FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
-            (since, limit + 1),
-        ).fetchall()
-        return [change_from_row(r) for r in rows[:limit]], len(rows) <= limit
-
-    def last_change(self) -> Change | None:
-        row = self._reader.execute(
-            f"SELECT {CHANGE_COLUMNS} FROM changes ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
-        return change_from_row(row) if row else None
-
-    def last_change_seq(self) -> int:
-        return self._last_seq(self._reader)

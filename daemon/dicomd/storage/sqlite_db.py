@@ -9,12 +9,14 @@ failure may lose the last transactions, never the database's consistency.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources as package_files
 from pathlib import Path
+from typing import Any
 
 from ..errors import UnknownResource
 from ..model import Change, ChangeType, Level, Resource
@@ -25,11 +27,12 @@ ATTACHMENT_COLUMNS = (
     "uuid, content_type, compression, uncompressed_size, compressed_size, "
     "uncompressed_md5, compressed_md5"
 )
-CHANGE_COLUMNS = "seq, change_type, level, public_id, date"
+CHANGE_COLUMNS = "seq, change_type, level, public_id, date, payload"
 
 
 def change_from_row(row: tuple) -> Change:
-    return Change(row[0], ChangeType(row[1]), Level(row[2]), row[3], row[4])
+    payload = json.loads(row[5]) if row[5] else None
+    return Change(row[0], ChangeType(row[1]), Level(row[2]), row[3], row[4], payload)
 
 
 def file_info_from_row(row: tuple) -> FileInfo:
@@ -142,18 +145,27 @@ class SQLiteDatabase:
     def _log_change(
         db: sqlite3.Connection,
         change_type: ChangeType,
-        resource_id: int,
+        resource_id: int | None,
         level: Level,
         public_id: str,
         date: str,
+        payload: dict[str, Any] | None = None,
     ) -> Change:
         cur = db.execute(
-            "INSERT INTO changes (change_type, resource_id, level, public_id, date) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (int(change_type), resource_id, int(level), public_id, date),
+            "INSERT INTO changes (change_type, resource_id, level, public_id, date, in_log, "
+            "payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                int(change_type),
+                resource_id,
+                int(level),
+                public_id,
+                date,
+                int(change_type.in_log),
+                json.dumps(payload) if payload is not None else None,
+            ),
         )
         assert cur.lastrowid is not None
-        return Change(cur.lastrowid, change_type, level, public_id, date)
+        return Change(cur.lastrowid, change_type, level, public_id, date, payload)
 
     @staticmethod
     def _require(db: sqlite3.Connection, resource: Resource) -> None:

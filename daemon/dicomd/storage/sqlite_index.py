@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
+from typing import Any
 
 from ..model import (
+    Change,
     ChangeType,
     ContentType,
     InstanceRecord,
@@ -15,6 +17,7 @@ from ..model import (
     Metadata,
     Resource,
     StoreOutcome,
+    now_iso,
     series_status,
 )
 from .index import DeleteOutcome, Index, Totals
@@ -26,6 +29,11 @@ _RESOURCE_COLUMNS = "r.id, r.level, r.public_id, p.public_id, r.main_tags"
 _RESOURCE_QUERY = (
     f"SELECT {_RESOURCE_COLUMNS} FROM resources r LEFT JOIN resources p ON p.id = r.parent_id"
 )
+_STABLE_CHANGE = {
+    Level.SERIES: ChangeType.StableSeries,
+    Level.STUDY: ChangeType.StableStudy,
+    Level.PATIENT: ChangeType.StablePatient,
+}
 _NEW_LEVEL_CHANGE = {
     Level.SERIES: ChangeType.NewSeries,
     Level.STUDY: ChangeType.NewStudy,
@@ -121,6 +129,11 @@ class SQLiteIndex(SQLiteAnnotations, Index):
                         record.date,
                     )
                 )
+            db.executemany(
+                "INSERT INTO unstable (id, deadline) VALUES (?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET deadline = excluded.deadline",
+                [(row_ids[level], record.stable_deadline) for level, _ in chain],
+            )
             # Storing any instance of a patient moves it to the end of the recycling order,
             # which the change log's sequence number gives (see _recycling_order).
             db.execute(
@@ -197,7 +210,9 @@ class SQLiteIndex(SQLiteAnnotations, Index):
         )
         return uuids
 
-    def delete_resource(self, level: Level, public_id: str) -> DeleteOutcome | None:
+    def delete_resource(
+        self, level: Level, public_id: str, recycled: dict[str, Any] | None = None
+    ) -> DeleteOutcome | None:
         with self._transaction() as db:
             row = db.execute(
                 "SELECT id, parent_id FROM resources WHERE public_id = ? AND level = ?",
@@ -225,7 +240,18 @@ class SQLiteIndex(SQLiteAnnotations, Index):
                 deleted.append((Level(prow[0]), prow[1]))
                 db.execute("DELETE FROM resources WHERE id = ?", (parent_id,))
                 parent_id = prow[2]
-            return DeleteOutcome(deleted=deleted, remaining_ancestor=remaining, files=files)
+            date = now_iso()
+            events = [
+                self._log_change(db, ChangeType.Deleted, None, lvl, pid, date)
+                for lvl, pid in deleted
+            ]
+            if recycled is not None:
+                events.append(
+                    self._log_change(
+                        db, ChangeType.RecycledPatient, None, level, public_id, date, recycled
+                    )
+                )
+            return DeleteOutcome(deleted, remaining, files, events)
 
     @staticmethod
     def _levels_of(db: sqlite3.Connection, ids: list[int]) -> list[tuple[Level, str]]:
@@ -297,6 +323,32 @@ class SQLiteIndex(SQLiteAnnotations, Index):
             (int(Metadata.IndexInSeries), series.internal_id),
         )
         return [r[0] for r in rows]
+
+    def is_stable(self, resource: Resource) -> bool:
+        row = self._reader.execute(
+            "SELECT 1 FROM unstable WHERE id = ?", (resource.internal_id,)
+        ).fetchone()
+        return row is None
+
+    def next_stable_deadline(self) -> float | None:
+        row = self._reader.execute("SELECT MIN(deadline) FROM unstable").fetchone()
+        return row[0] if row else None
+
+    def take_stable(self, now: float) -> list[Change]:
+        with self._transaction() as db:
+            rows = db.execute(
+                "SELECT r.id, r.level, r.public_id FROM unstable u JOIN resources r ON r.id = u.id "
+                "WHERE u.deadline <= ? ORDER BY u.deadline, r.level DESC",
+                (now,),
+            ).fetchall()
+            if not rows:
+                return []
+            db.executemany("DELETE FROM unstable WHERE id = ?", [(r[0],) for r in rows])
+            date = now_iso()
+            return [
+                self._log_change(db, _STABLE_CHANGE[Level(level)], rid, Level(level), pid, date)
+                for rid, level, pid in rows
+            ]
 
     def is_protected(self, patient: Resource) -> bool:
         row = self._reader.execute(

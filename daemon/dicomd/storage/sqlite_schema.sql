@@ -31,13 +31,18 @@ CREATE TABLE IF NOT EXISTS attachments (
 ) WITHOUT ROWID;
 
 -- The change log; AUTOINCREMENT so that the last sequence number survives deletions.
+-- It is also the event log handlers are fed from: events Orthanc does not log (Deleted,
+-- RecycledPatient) are rows with in_log = 0 (not shown by /changes) and no resource_id, so
+-- that they outlive their resource; their payload says what scripts need to know of it.
 CREATE TABLE IF NOT EXISTS changes (
     seq          INTEGER PRIMARY KEY AUTOINCREMENT,
     change_type  INTEGER NOT NULL,
     resource_id  INTEGER REFERENCES resources(id) ON DELETE CASCADE,
     level        INTEGER NOT NULL,
     public_id    TEXT    NOT NULL,
-    date         TEXT    NOT NULL
+    date         TEXT    NOT NULL,
+    in_log       INTEGER NOT NULL DEFAULT 1,
+    payload      TEXT
 );
 CREATE INDEX IF NOT EXISTS changes_resource ON changes(resource_id);
 
@@ -47,6 +52,31 @@ CREATE TABLE IF NOT EXISTS patients (
     recycling_order  INTEGER NOT NULL  -- the Seq of the patient's latest NewInstance change
 );
 CREATE INDEX IF NOT EXISTS patients_recycling ON patients(protected, recycling_order);
+
+-- Series, studies and patients waiting to become stable, with the time (Unix seconds) at
+-- which they will, so that a restart resumes the countdown instead of forgetting it.
+CREATE TABLE IF NOT EXISTS unstable (
+    id        INTEGER PRIMARY KEY REFERENCES resources(id) ON DELETE CASCADE,
+    deadline  REAL    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS unstable_deadline ON unstable(deadline);
+
+-- How far each event handler got in the change log, and the events it gave up on.
+CREATE TABLE IF NOT EXISTS handler_positions (
+    name  TEXT    PRIMARY KEY,
+    seq   INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS handler_failures (
+    id           INTEGER PRIMARY KEY,
+    handler      TEXT    NOT NULL,
+    seq          INTEGER NOT NULL,
+    change_type  INTEGER NOT NULL,
+    level        INTEGER NOT NULL,
+    public_id    TEXT    NOT NULL,
+    attempts     INTEGER NOT NULL,
+    error        TEXT    NOT NULL,
+    date         TEXT    NOT NULL
+);
 
 -- Files whose rows were deleted and that are not yet confirmed unlinked.
 CREATE TABLE IF NOT EXISTS file_deletions (

@@ -1,0 +1,35 @@
+"""``/events``: dicomd's own view of event delivery (Orthanc has no such endpoint)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response
+
+from .common import daemon, int_arg, json_response
+
+blueprint = Blueprint("events", __name__)
+
+
+@blueprint.get("/events")
+def delivery_status() -> Response:
+    return json_response(daemon().events.status())
+
+
+@blueprint.get("/events/failures")
+def failures() -> Response:
+    found = daemon().index.handler_failures(int_arg("since") or 0, int_arg("limit") or 100)
+    return json_response(
+        [
+            {
+                "ID": f.id,
+                "Handler": f.handler,
+                "Seq": f.change.seq,
+                "ChangeType": f.change.change_type.name,
+                "ResourceType": f.change.level.title,
+                "ResourceID": f.change.public_id,
+                "Attempts": f.attempts,
+                "Error": f.error,
+                "Date": f.date,
+            }
+            for f in found
+        ]
+    )
