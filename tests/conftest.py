@@ -75,6 +75,18 @@ def client(daemon_client: tuple[Daemon, Client]) -> Client:
     return daemon_client[1]
 
 
+def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, step: float = 0.05) -> Any:
+    """Poll ``predicate`` until it returns something true, and return that; fail the test
+    if it does not within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"condition not reached within {timeout} s")
+
+
 def children_of(pid: int) -> list[int]:
     path = Path(f"/proc/{pid}/task/{pid}/children")
     try:

@@ -12,17 +12,8 @@ import time
 
 import pytest
 
-from conftest import alive, children_of
+from conftest import alive, children_of, wait_for
 from dicomfactory import make_series
-
-
-def wait_until(predicate, timeout: float = 15) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def upload_concurrently(client_factory, files: list[bytes], clients: int = 4) -> list[dict]:
@@ -66,7 +57,7 @@ def test_helpers_serve_and_stop_with_sigterm(daemon_process) -> None:
     proc.proc.send_signal(signal.SIGTERM)
     assert proc.proc.wait(timeout=15) == 0
     assert time.monotonic() - started < 10
-    assert wait_until(lambda: not any(alive(p) for p in helpers), timeout=5)
+    wait_for(lambda: not any(alive(p) for p in helpers), timeout=5)
     log = proc.log_path.read_text()
     assert "exited with status" not in log and "did not stop" not in log, log
     assert "Traceback" not in log and "Errno" not in log, log
@@ -79,7 +70,7 @@ def test_helpers_die_with_a_killed_main_process(daemon_process) -> None:
     helpers = children_of(proc.proc.pid)
     assert len(helpers) == 1
     proc.kill()  # SIGKILL: no chance to stop the helpers itself
-    assert wait_until(lambda: not any(alive(p) for p in helpers), timeout=10)
+    wait_for(lambda: not any(alive(p) for p in helpers), timeout=10)
     # and the storage is usable again at once
     proc.start()
     assert proc.client().get("/statistics").status_code == 200

@@ -10,19 +10,10 @@ import pytest
 from dicomd.events import FunctionHandler
 from dicomd.model import ChangeType
 
+from conftest import wait_for
 from dicomfactory import make_dicom, make_series
 
 STABLE = (ChangeType.StableSeries, ChangeType.StableStudy, ChangeType.StablePatient)
-
-
-def wait_for(predicate, timeout: float = 15.0, step: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("condition not reached in time")
 
 
 @pytest.mark.parametrize("stable_age", [1, 3])
