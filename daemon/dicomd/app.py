@@ -7,6 +7,7 @@ import socket
 import warnings
 from typing import TYPE_CHECKING
 
+from .attachments import AttachmentService
 from .config import Config
 from .errors import StorageInUse
 from .ingest import IngestPipeline
@@ -57,6 +58,7 @@ class Daemon:
         self.store = FileStore(config.storage_directory, store_md5=config.store_md5_for_attachments)
         self.ingest = IngestPipeline(config, self.store, self.index)
         self.resources = ResourceService(self.index, self.store, config.stable_age)
+        self.attachments = AttachmentService(self.index, self.store, self.resources, config)
         self._http: HttpServer | None = None
         self._helpers: HelperProcesses | None = None
         if role == "main":
