@@ -36,7 +36,7 @@ class _NormalisePath:
 
 def create_app(daemon: Daemon) -> Flask:
     """The Flask application serving ``daemon``'s REST API."""
-    from . import instances, resources, system
+    from . import attachments, instances, resources, system
 
     app = Flask("dicomd")
     app.config["DESCRIBE_ERRORS"] = daemon.config.http_describe_errors
@@ -48,5 +48,6 @@ def create_app(daemon: Daemon) -> Flask:
     app.register_blueprint(system.blueprint)
     app.register_blueprint(instances.blueprint)
     app.register_blueprint(resources.blueprint)
+    app.register_blueprint(attachments.blueprint)
     app.wsgi_app = _NormalisePath(app.wsgi_app)  # type: ignore[method-assign]
     return app
