@@ -10,10 +10,11 @@ import zlib
 from pathlib import Path
 
 import pytest
-from conftest import Client
-from storefiles import stored_files
 
 from dicomd.model import ChangeType, Level
+from storefiles import stored_files
+
+from conftest import Client
 from dicomfactory import make_dicom
 
 USER_TYPES = {"sample": [1024, "text/plain"], "blob": 1025, "рентген": [1026, "image/png"]}
@@ -370,3 +371,65 @@ def test_refused_write_of_a_large_body_keeps_the_connection_usable(setup) -> Non
     assert r.status_code == 403
     assert client.put(f"{base}/blob", data=b"next").status_code == 200
     assert client.get(f"{base}/blob/data").content == b"next"
+
+
+class _Body:
+    """A large request body generated on the fly, with a length, so that the client streams
+    it with a Content-Length and holds only one block at a time either."""
+
+    BLOCK = os.urandom(512 * 1024) + bytes(512 * 1024)  # half compressible, like real files
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.sent = 0
+        self.md5 = hashlib.md5()
+
+    def __len__(self) -> int:
+        return self.size - self.sent
+
+    def read(self, amount: int = -1) -> bytes:
+        offset = self.sent % len(self.BLOCK)
+        left = self.size - self.sent
+        amount = left if amount < 0 else min(amount, left)
+        chunk = self.BLOCK[offset : offset + amount]
+        self.sent += len(chunk)
+        self.md5.update(chunk)
+        return chunk
+
+
+def peak_memory_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("compression", [False, True])
+def test_100_mb_attachment_is_streamed(daemon_process, compression: bool) -> None:
+    proc = daemon_process(StorageCompression=compression, HttpProcesses=1).start()
+    assert proc.proc is not None
+    client = proc.client()
+    base = f"/instances/{upload(client)['instances']}/attachments/1025"
+    size = 100 * 1024 * 1024
+    before = peak_memory_mb(proc.proc.pid)
+
+    body = _Body(size)
+    r = client.put(base, data=body)
+    assert r.status_code == 200, r.text
+    assert r.headers["ETag"] == f'"0-{body.md5.hexdigest()}"'
+    downloaded = hashlib.md5()
+    received = 0
+    with client.get(f"{base}/data", stream=True) as r:
+        assert r.headers["Content-Length"] == str(size)
+        for chunk in r.iter_content(1024 * 1024):
+            downloaded.update(chunk)
+            received += len(chunk)
+    assert (received, downloaded.hexdigest()) == (size, body.md5.hexdigest())
+    ranged = client.get(f"{base}/data", headers={"Range": f"bytes={size - 10}-"})
+    assert ranged.content == body.BLOCK[-10:]
+    assert client.get(f"{base}/is-compressed").text == str(int(compression))
+
+    growth = peak_memory_mb(proc.proc.pid) - before
+    print(f"100 MB attachment, compression {compression}: peak memory grew {growth:.1f} MB")
+    assert growth < 60, f"the daemon's peak memory grew by {growth:.0f} MB"

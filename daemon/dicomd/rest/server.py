@@ -87,10 +87,14 @@ def body_chunks(environ: dict[str, Any], length: int, chunk_size: int) -> Iterat
 
 
 def _read_into(stream: Any, view: memoryview) -> int:
-    """Fill ``view`` from cheroot's known-length stream; returns how much arrived."""
+    """Fill ``view`` from cheroot's known-length stream; returns how much arrived.
+
+    ``readinto1``, not ``readinto``: cheroot's reader is ``_pyio.BufferedReader``, whose
+    ``readinto`` fails ("lvalue and rvalue have different structures") when it refills its
+    buffer with more than the space left in ``view`` (the body continues past a chunk)."""
     received = 0
     while received < len(view):
-        count = stream.rfile.readinto(view[received:])
+        count = stream.rfile.readinto1(view[received:])
         if not count:
             break
         received += count
