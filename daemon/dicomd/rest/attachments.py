@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from flask import Blueprint, Response, request
 
@@ -181,14 +182,20 @@ def attachment_text(collection: str, public_id: str, name: str, field: str) -> R
     return _answer(collection, public_id, name, lambda a: text_response(_TEXT[field](a)))
 
 
-for _field in _TEXT:
-    blueprint.add_url_rule(
-        f"{_ONE}/{_field}",
-        endpoint=f"attachment_{_field}",
-        view_func=attachment_text,
-        defaults={"field": _field},
-        methods=["GET"],
-    )
+def _route_each(method: str, view: Callable[..., Response], variants: dict[str, Any]) -> None:
+    """``…/{name}/{suffix}`` for each variant, all served by ``view`` with that variant's
+    arguments; each URI stays an endpoint of its own (and is documented on its own)."""
+    for suffix, arguments in variants.items():
+        blueprint.add_url_rule(
+            f"{_ONE}/{suffix}",
+            endpoint=f"attachment_{suffix}",
+            view_func=view,
+            defaults=arguments,
+            methods=[method],
+        )
+
+
+_route_each("GET", attachment_text, {field: {"field": field} for field in _TEXT})
 
 
 # -- changes of storage, verification ------------------------------------------------------
@@ -198,14 +205,11 @@ def change_compression(collection: str, public_id: str, name: str, compressed: b
     return _empty_json()
 
 
-for _operation, _compressed in (("compress", True), ("uncompress", False)):
-    blueprint.add_url_rule(
-        f"{_ONE}/{_operation}",
-        endpoint=f"attachment_{_operation}",
-        view_func=change_compression,
-        defaults={"compressed": _compressed},
-        methods=["POST"],
-    )
+_route_each(
+    "POST",
+    change_compression,
+    {"compress": {"compressed": True}, "uncompress": {"compressed": False}},
+)
 
 
 @blueprint.post(f"{_ONE}/verify-md5")
