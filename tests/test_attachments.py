@@ -247,6 +247,25 @@ def test_compress_a_system_attachment(setup) -> None:
     assert client.get(f"{base}/dicom/compressed-data").content == dicom
 
 
+def test_compress_refuses_an_attachment_replaced_meanwhile(setup, monkeypatch) -> None:
+    daemon, client, base, _ids = setup()
+    client.put(f"{base}/blob", data=b"first")
+    files = len(stored_files(daemon.config.storage_directory))
+    write_stream = daemon.store.write_stream
+
+    def racing(*args, **kwargs):
+        info = write_stream(*args, **kwargs)
+        monkeypatch.setattr(daemon.store, "write_stream", write_stream)
+        assert client.put(f"{base}/blob", data=b"second").status_code == 200  # another writer
+        return info
+
+    monkeypatch.setattr(daemon.store, "write_stream", racing)
+    assert client.post(f"{base}/blob/compress").status_code == 409
+    assert client.get(f"{base}/blob/data").content == b"second"
+    assert client.get(f"{base}/blob/is-compressed").text == "0"
+    assert len(stored_files(daemon.config.storage_directory)) == files  # no copy left
+
+
 @pytest.mark.parametrize("compression", [False, True])
 def test_byte_ranges(setup, compression: bool) -> None:
     daemon, client, base, _ids = setup(StorageCompression=compression)
