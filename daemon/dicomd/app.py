@@ -7,6 +7,7 @@ import socket
 import warnings
 from typing import TYPE_CHECKING
 
+from .attachments import AttachmentService
 from .changes import ChangeLogService
 from .config import Config
 from .delivery import Dispatcher
@@ -74,6 +75,7 @@ class Daemon:
         self.events = Dispatcher(self.index, EventSource(self.resources, metadata_names))
         self.stability = StabilityMonitor(self.index, lambda _changes: self.events.wake())
         self.scheduler = Scheduler()
+        self.attachments = AttachmentService(self.index, self.store, self.resources, config)
         self._http: HttpServer | None = None
         self._helpers: HelperProcesses | None = None
         if role == "main":

@@ -146,3 +146,12 @@ class DuplicateResource(DicomdError):
     orthanc_code = 45
     orthanc_message = "Duplicate resource"
     http_status = 409
+
+
+class PayloadTooLarge(DicomdError):
+    """A request body over a configured limit (``MaximumAttachmentSize``). Orthanc has no
+    such limit, hence no error code of its own: this is its "Bad request" with HTTP 413."""
+
+    orthanc_code = 8
+    orthanc_message = "Bad request"
+    http_status = 413

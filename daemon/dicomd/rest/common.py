@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from flask import Response, current_app, json, request
 
@@ -69,3 +70,17 @@ def boolean_body(body: bytes) -> bool:
     if text in ("0", "false"):
         return False
     raise BadFileFormat("Boolean value expected")
+
+
+def set_download_name(response: Response, filename: str | None) -> None:
+    """``?filename=``: a ``Content-Disposition`` naming the download. Quotes, slashes and
+    control characters are dropped; a non-ASCII name is also given in RFC 6266's
+    ``filename*`` form, since HTTP headers are Latin-1."""
+    if not filename:
+        return
+    safe = "".join(c for c in filename if c.isprintable() and c not in '"\\/')
+    ascii_name = safe.encode("ascii", "replace").decode("ascii")
+    value = f'filename="{ascii_name}"'
+    if ascii_name != safe:
+        value += f"; filename*=UTF-8''{quote(safe, safe='')}"
+    response.headers["Content-Disposition"] = value

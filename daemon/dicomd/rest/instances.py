@@ -10,7 +10,7 @@ from flask import Blueprint, Response, g, request
 
 from ..errors import BadFileFormat
 from ..model import Origin
-from .common import daemon, flag, json_response
+from .common import daemon, flag, json_response, set_download_name
 from .server import read_body
 
 blueprint = Blueprint("instances", __name__)
@@ -66,10 +66,7 @@ def upload() -> Response:
 def instance_file(instance_id: str) -> Response:
     data = daemon().resources.instance_file(instance_id)
     response = Response(data, mimetype="application/dicom")
-    filename = request.args.get("filename")
-    if filename:
-        safe = "".join(c for c in filename if c.isprintable() and c not in '"\\/')
-        response.headers["Content-Disposition"] = f'filename="{safe}"'
+    set_download_name(response, request.args.get("filename"))
     return response
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from cheroot import server, wsgi
@@ -60,18 +60,56 @@ def read_body(environ: dict[str, Any]) -> bytes | None:
         return None
     size = stream.remaining or 0
     buffer = bytearray(size)
-    view = memoryview(buffer)
+    received = _read_into(stream, memoryview(buffer))
+    if received < size:
+        raise ConnectionError("the client closed the connection before sending its whole body")
+    return bytes(buffer)
+
+
+def body_chunks(environ: dict[str, Any], length: int, chunk_size: int) -> Iterator[bytes]:
+    """The first ``length`` bytes of the request body, read lazily ``chunk_size`` at a time
+    (straight from the socket with cheroot, as :func:`read_body` does), so that a large body
+    never sits whole in memory. A client that stops early is a ConnectionError."""
+    stream = environ["wsgi.input"]
+    direct = isinstance(stream, server.KnownLengthRFile)
+    left = length
+    while left > 0:
+        size = min(chunk_size, left)
+        if direct:
+            buffer = bytearray(size)
+            chunk = bytes(memoryview(buffer)[: _read_into(stream, memoryview(buffer))])
+        else:
+            chunk = stream.read(size)
+        if not chunk:
+            raise ConnectionError("the client closed the connection before sending its whole body")
+        left -= len(chunk)
+        yield chunk
+
+
+def _read_into(stream: Any, view: memoryview) -> int:
+    """Fill ``view`` from cheroot's known-length stream; returns how much arrived.
+
+    ``readinto1``, not ``readinto``: cheroot's reader is ``_pyio.BufferedReader``, whose
+    ``readinto`` fails ("lvalue and rvalue have different structures") when it refills its
+    buffer with more than the space left in ``view`` (the body continues past a chunk)."""
     received = 0
-    while received < size:
-        count = stream.rfile.readinto(view[received:])
+    while received < len(view):
+        count = stream.rfile.readinto1(view[received:])
         if not count:
             break
         received += count
     stream.remaining -= received
     view.release()
-    if received < size:
-        raise ConnectionError("the client closed the connection before sending its whole body")
-    return bytes(buffer)
+    return received
+
+
+def discard_body(environ: dict[str, Any]) -> None:
+    """Read and drop what is left of the request body, a chunk at a time, so that the
+    connection can serve the next request (cheroot would otherwise read it in one piece)."""
+    stream = environ.get("wsgi.input")
+    if isinstance(stream, server.KnownLengthRFile):
+        for _chunk in body_chunks(environ, stream.remaining or 0, 1024 * 1024):
+            pass
 
 
 class _Server(wsgi.Server):  # type: ignore[misc]

@@ -16,13 +16,15 @@ import logging
 import struct
 import threading
 import uuid as uuidlib
-from collections.abc import Callable, Iterable
+import zlib
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import deflate
 
-from ..errors import CorruptedFile, InexistentFile
+from ..errors import BadRequest, CorruptedFile, InexistentFile
 from .journal import WriteJournal
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,7 @@ COMPRESSION_NONE = 1
 COMPRESSION_ZLIB_WITH_SIZE = 2
 
 _SIZE_HEADER = struct.Struct("<Q")
+CHUNK_SIZE = 1024 * 1024  # streamed reads and writes go by this many bytes
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,108 @@ def decompress_zlib_with_size(blob: bytes) -> bytes:
     if len(data) != size:
         raise CorruptedFile("decompressed size differs from the recorded size")
     return bytes(data)
+
+
+class _StreamEncoder:
+    """Turns chunks of content of a known length into the bytes to store (raw, or Orthanc's
+    zlib-with-size format), computing both MD5s on the way."""
+
+    def __init__(self, length: int, compress: bool, level: int, store_md5: bool) -> None:
+        self.length = length
+        self.size = 0
+        self.stored_size = 0
+        # Empty content compresses to an empty file, as in Orthanc.
+        self._deflater = zlib.compressobj(level) if compress and length else None
+        self._md5 = hashlib.md5(usedforsecurity=False) if store_md5 else None
+        self._stored_md5 = hashlib.md5(usedforsecurity=False) if store_md5 and compress else None
+
+    def start(self) -> bytes:
+        return self._stored(_SIZE_HEADER.pack(self.length)) if self._deflater else b""
+
+    def encode(self, chunk: bytes) -> bytes:
+        self.size += len(chunk)
+        if self.size > self.length:
+            raise BadRequest("The request body is longer than its Content-Length")
+        if self._md5 is not None:
+            self._md5.update(chunk)
+        if self._deflater is None:
+            self.stored_size += len(chunk)
+            return chunk
+        return self._stored(self._deflater.compress(chunk))
+
+    def finish(self) -> bytes:
+        if self.size != self.length:
+            raise BadRequest("The request body is shorter than its Content-Length")
+        return self._stored(self._deflater.flush()) if self._deflater is not None else b""
+
+    def _stored(self, data: bytes) -> bytes:
+        self.stored_size += len(data)
+        if self._stored_md5 is not None:
+            self._stored_md5.update(data)
+        return data
+
+    def md5s(self) -> tuple[str, str]:
+        """The MD5 of the content and of the stored bytes ("" when MD5s are not stored)."""
+        if self._md5 is None:
+            return "", ""
+        md5 = self._md5.hexdigest()
+        return md5, self._stored_md5.hexdigest() if self._stored_md5 is not None else md5
+
+
+Chunks = Generator[bytes, None, None]
+
+
+def _copy_range(f: BinaryIO, start: int, end: int) -> Chunks:
+    """Bytes ``start`` to ``end`` (exclusive) of a raw stored file, chunk by chunk."""
+    f.seek(start)
+    left = end - start
+    while left > 0:
+        chunk = f.read(min(CHUNK_SIZE, left))
+        if not chunk:
+            raise CorruptedFile("stored file is shorter than recorded")
+        left -= len(chunk)
+        yield chunk
+
+
+def _inflate_range(f: BinaryIO, start: int, end: int) -> Chunks:
+    """Bytes ``start`` to ``end`` of the content of a zlib-with-size file, decompressed
+    incrementally so that memory stays at a few chunks whatever the file's size."""
+    if end <= start:
+        return
+    f.seek(_SIZE_HEADER.size)
+    inflater = zlib.decompressobj()
+    position = 0
+    while position < end and not inflater.eof:
+        data = inflater.unconsumed_tail or f.read(CHUNK_SIZE)
+        if not data:
+            break
+        try:
+            out = inflater.decompress(data, CHUNK_SIZE)
+        except zlib.error as exc:
+            raise CorruptedFile(f"cannot decompress stored file: {exc}") from exc
+        low, high = max(start - position, 0), min(end - position, len(out))
+        if low < high:
+            yield out[low:high]
+        position += len(out)
+    if position < end:
+        raise CorruptedFile("decompressed size differs from the recorded size")
+
+
+class FileChunks:
+    """An open stored file served chunk by chunk. The file is opened at once (so a missing
+    file is an error before anything is sent) and closed by :meth:`close`, which WSGI
+    servers call even when the client goes away mid-way."""
+
+    def __init__(self, f: BinaryIO, chunks: Chunks) -> None:
+        self._file = f
+        self._chunks = chunks
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._chunks
+
+    def close(self) -> None:
+        self._chunks.close()
+        self._file.close()
 
 
 def _is_uuid(text: str) -> bool:
@@ -139,6 +244,40 @@ class FileStore:
             journal=token,
         )
 
+    def write_stream(
+        self, chunks: Iterable[bytes], length: int, content_type: int, compress: bool
+    ) -> FileInfo:
+        """Store ``length`` bytes arriving as ``chunks`` (an upload being received), holding
+        one chunk at a time. Like :meth:`write`, the file stays journaled until :meth:`settle`;
+        if the chunks fail or do not add up to ``length``, nothing is left behind."""
+        file_uuid = str(uuidlib.uuid4())
+        encoder = _StreamEncoder(length, compress, self.compression_level, self.store_md5)
+        path = self._final_path(file_uuid)
+        self._ensure_dir(path.parent)
+        token = self._journal.add(file_uuid)
+        try:
+            with open(path, "xb") as f:
+                f.write(encoder.start())
+                for chunk in chunks:
+                    f.write(encoder.encode(chunk))
+                f.write(encoder.finish())
+        except BaseException:
+            path.unlink(missing_ok=True)
+            self._journal.settle([token])
+            raise
+        md5, stored_md5 = encoder.md5s()
+        compression = COMPRESSION_ZLIB_WITH_SIZE if compress else COMPRESSION_NONE
+        return FileInfo(
+            file_uuid,
+            content_type,
+            compression,
+            length,
+            encoder.stored_size,
+            md5,
+            stored_md5,
+            journal=token,
+        )
+
     def settle(self, files: Iterable[FileInfo], *, committed: bool) -> None:
         """The index transaction recording ``files`` committed (keep them) or not (delete)."""
         files = list(files)
@@ -155,15 +294,33 @@ class FileStore:
             self._known_dirs.add(key)
 
     # -- reading ---------------------------------------------------------------------------
-    def read_stored(self, file_uuid: str) -> bytes:
-        """The bytes as stored (compressed if the file is compressed)."""
+    def _open(self, file_uuid: str) -> BinaryIO:
         try:
-            with open(self._final_path(self._check_uuid(file_uuid)), "rb") as f:
-                return f.read()
+            return open(self._final_path(self._check_uuid(file_uuid)), "rb")
         except FileNotFoundError:
             raise InexistentFile(
                 f"stored file {file_uuid} is missing from the storage area"
             ) from None
+
+    def open_range(self, info: FileInfo, start: int = 0, end: int | None = None) -> FileChunks:
+        """The content (uncompressed) from ``start`` to ``end`` (exclusive; None: the end),
+        read lazily chunk by chunk. An open file stays readable even if the attachment is
+        replaced or deleted meanwhile."""
+        stop = info.uncompressed_size if end is None else end
+        f = self._open(info.uuid)
+        if info.compression == COMPRESSION_ZLIB_WITH_SIZE:
+            return FileChunks(f, _inflate_range(f, start, stop))
+        return FileChunks(f, _copy_range(f, start, stop))
+
+    def open_stored(self, info: FileInfo) -> FileChunks:
+        """The bytes as stored (compressed if the file is), read lazily chunk by chunk."""
+        f = self._open(info.uuid)
+        return FileChunks(f, _copy_range(f, 0, info.compressed_size))
+
+    def read_stored(self, file_uuid: str) -> bytes:
+        """The bytes as stored (compressed if the file is compressed)."""
+        with self._open(file_uuid) as f:
+            return f.read()
 
     def read(self, info: FileInfo) -> bytes:
         """The uncompressed content of a stored file."""
