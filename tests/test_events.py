@@ -188,3 +188,20 @@ def test_a_new_handler_starts_at_the_end_and_keeps_its_position(make_daemon) -> 
     again = Recorder()
     daemon.events.register(FunctionHandler("late", again))
     wait_for(lambda: len(again.types()) == 4)  # it catches up from its saved position
+
+
+def test_periodic_jobs_run_and_survive_errors(make_daemon) -> None:
+    daemon, _client = make_daemon()
+    ticks: list[float] = []
+
+    def tick() -> None:
+        ticks.append(time.monotonic())
+        if len(ticks) == 2:
+            raise RuntimeError("a failing tick is logged and runs again")
+
+    daemon.scheduler.every("heartbeat-test", 0.2, tick)
+    wait_for(lambda: len(ticks) >= 4, timeout=5)
+    daemon.scheduler.cancel("heartbeat-test")
+    count = len(ticks)
+    time.sleep(0.5)
+    assert len(ticks) <= count + 1

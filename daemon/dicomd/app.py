@@ -16,6 +16,7 @@ from .events import EventSource, Filters
 from .ingest import IngestPipeline
 from .metadata import MetadataService
 from .processes import HelperProcesses
+from .recycling import Recycler
 from .registry import MetadataNames
 from .resources import ResourceService
 from .scheduler import Scheduler
@@ -63,7 +64,6 @@ class Daemon:
             self._owner_lock.shared()
         self.index: Index = SQLiteIndex(config.index_directory)
         self.store = FileStore(config.storage_directory, store_md5=config.store_md5_for_attachments)
-        self.ingest = IngestPipeline(config, self.store, self.index)
         self.resources = ResourceService(self.index, self.store)
         metadata_names = MetadataNames(config.user_metadata)
         self.metadata = MetadataService(
@@ -75,6 +75,8 @@ class Daemon:
         self.events = Dispatcher(self.index, EventSource(self.resources, metadata_names))
         self.stability = StabilityMonitor(self.index, lambda _changes: self.events.wake())
         self.scheduler = Scheduler()
+        recycler = Recycler(self.resources, metadata_names, self.filters)
+        self.ingest = IngestPipeline(config, self.store, self.index, recycler)
         self.attachments = AttachmentService(self.index, self.store, self.resources, config)
         self._http: HttpServer | None = None
         self._helpers: HelperProcesses | None = None

@@ -84,9 +84,6 @@ KNOWN_ORTHANC_KEYS = frozenset(
         "LimitFindResults",
         "LimitFindInstances",
         "LogExportedResources",
-        "MaximumStorageSize",
-        "MaximumPatientCount",
-        "MaximumStorageMode",
         "MaximumStorageCacheSize",
         "LuaScripts",
         "LuaHeartBeatPeriod",
@@ -153,6 +150,9 @@ class Config:
     user_content_types: Mapping[str, tuple[int, str]] = field(default_factory=dict)
     check_revisions: bool = False
     maximum_attachment_size: int = 1024  # MB; 0: unlimited
+    maximum_storage_size: int = 0  # MB; 0: unlimited
+    maximum_patient_count: int = 0  # 0: unlimited
+    maximum_storage_mode: str = "Recycle"  # or "Reject"
     # The raw configuration as read (for GetOrthancConfiguration() and friends) and the
     # folder its relative paths resolve against, so another process can rebuild it.
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -263,6 +263,18 @@ def _megabytes(key: str, value: Any) -> int:
     raise ConfigError(f'"{key}" must be a size in megabytes (0: no limit), not {json.dumps(value)}')
 
 
+def _count(key: str, value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise ConfigError(f'"{key}" must be a number (0: no limit), not {json.dumps(value)}')
+
+
+def _storage_mode(key: str, value: Any) -> str:
+    if value in ("Recycle", "Reject"):
+        return str(value)
+    raise ConfigError(f'"{key}" must be "Recycle" or "Reject", not {json.dumps(value)}')
+
+
 def _overwrite(key: str, value: Any) -> bool:
     # Orthanc 1.10 takes a boolean; later releases also take "Never" / "Always".
     if isinstance(value, bool):
@@ -290,6 +302,9 @@ _SCALAR_KEYS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "UserContentType": ("user_content_types", _user_content_types),
     "CheckRevisions": ("check_revisions", _bool),
     "MaximumAttachmentSize": ("maximum_attachment_size", _megabytes),
+    "MaximumStorageSize": ("maximum_storage_size", _megabytes),
+    "MaximumPatientCount": ("maximum_patient_count", _count),
+    "MaximumStorageMode": ("maximum_storage_mode", _storage_mode),
 }
 _PATH_KEYS = {"StorageDirectory": "storage_directory", "IndexDirectory": "index_directory"}
 

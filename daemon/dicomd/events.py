@@ -107,15 +107,16 @@ class Event:
 
     def tags(self) -> dict[str, Any]:
         """Instance events: the simplified tags of the file. Other levels: the resource's
-        main DICOM tags. A recycled patient: its main tags, kept from before deletion."""
-        if self.change.payload is not None:
-            return dict(self.change.payload.get("Tags", {}))
+        main DICOM tags. A recycled patient: its main tags, kept from before deletion. A
+        Deleted event carries only its resource's id: empty."""
+        if self.change.payload is not None or self.type is ChangeType.Deleted:
+            return dict((self.change.payload or {}).get("Tags", {}))
         return self._source.tags(self._lookup())
 
     def metadata(self) -> dict[str, str]:
         """All metadata of the resource, by name (kept from before deletion if recycled)."""
-        if self.change.payload is not None:
-            return dict(self.change.payload.get("Metadata", {}))
+        if self.change.payload is not None or self.type is ChangeType.Deleted:
+            return dict((self.change.payload or {}).get("Metadata", {}))
         if self._metadata is None:
             self._metadata = self._source.metadata(self._lookup())
         return dict(self._metadata)

@@ -145,6 +145,21 @@ class Change:
     payload: dict[str, Any] | None = None  # what a hidden event keeps of its resource
 
 
+@dataclass(frozen=True)
+class StorageLimits:
+    """``MaximumStorageSize`` (in bytes here) and ``MaximumPatientCount``; 0 is no limit."""
+
+    max_bytes: int = 0
+    max_patients: int = 0
+
+    def exceeded(self, disk_size: int, patients: int) -> bool:
+        """Whether a store that leads to these totals needs room (or must be refused)."""
+        return bool(
+            (self.max_bytes and disk_size > self.max_bytes)
+            or (self.max_patients and patients > self.max_patients)
+        )
+
+
 @dataclass
 class InstanceRecord:
     """Everything the index stores for one new instance, computed before the transaction."""
@@ -156,12 +171,13 @@ class InstanceRecord:
     files: list  # list[FileInfo]
     overwrite: bool
     stable_deadline: float  # when the series, study and patient become stable (Unix time)
+    limits: StorageLimits = field(default_factory=StorageLimits)
     date: str = field(default_factory=now_iso)
 
 
 @dataclass
 class StoreOutcome:
-    status: str  # "Success" or "AlreadyStored"
+    status: str  # "Success", "AlreadyStored", or "Full" (over the limits; nothing stored)
     changes: list[Change] = field(default_factory=list)
     removed_files: list[str] = field(default_factory=list)  # replaced by an overwrite
 

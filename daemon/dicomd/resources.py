@@ -182,9 +182,12 @@ class ResourceService:
         return out
 
     # -- deletion --------------------------------------------------------------------------
-    def delete(self, level: Level, public_id: str) -> dict[str, Any]:
-        """Delete a resource, its descendants, and ancestors left empty."""
-        outcome = self.index.delete_resource(level, public_id)
+    def delete(
+        self, level: Level, public_id: str, recycled: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Delete a resource, its descendants, and ancestors left empty (``recycled``: the
+        payload of the RecycledPatient event, when recycling deletes a patient)."""
+        outcome = self.index.delete_resource(level, public_id, recycled)
         if outcome is None:
             raise UnknownResource(f"Unknown {level.title.lower()}: {public_id}")
         self.store.remove(outcome.files)

@@ -10,17 +10,33 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..config import Config
-from ..errors import BadFileFormat
+from ..errors import BadFileFormat, FullStorage
 from ..ids import ResourceIds
-from ..model import Change, ContentType, InstanceRecord, Level, Metadata, Origin, now_iso
+from ..model import (
+    Change,
+    ContentType,
+    InstanceRecord,
+    Level,
+    Metadata,
+    Origin,
+    StorageLimits,
+    StoreOutcome,
+    now_iso,
+)
 from ..storage.index import Index
 from ..storage.store import FileInfo, FileStore
 from .parse import ParsedInstance, parse_instance
 from .unpack import is_zip, iter_zip_members
 
+if TYPE_CHECKING:
+    from ..recycling import Recycler
+
 log = logging.getLogger(__name__)
+
+MEGABYTE = 1024 * 1024  # Orthanc's MaximumStorageSize megabytes
 
 
 @dataclass
@@ -74,10 +90,16 @@ def _series_metadata(parsed: ParsedInstance, origin: Origin) -> dict[int, str]:
 class IngestPipeline:
     """Stores DICOM instances; safe to call from many threads at once."""
 
-    def __init__(self, config: Config, store: FileStore, index: Index) -> None:
+    def __init__(
+        self, config: Config, store: FileStore, index: Index, recycler: Recycler | None = None
+    ) -> None:
         self.config = config
         self.store = store
         self.index = index
+        self.recycler = recycler
+        self.limits = StorageLimits(
+            config.maximum_storage_size * MEGABYTE, config.maximum_patient_count
+        )
 
     def ingest(self, data: bytes, origin: Origin) -> IngestResult:
         """Store one DICOM file. Raises :class:`BadFileFormat` for anything not storable."""
@@ -96,10 +118,11 @@ class IngestPipeline:
             files=files,
             overwrite=overwrite,
             stable_deadline=time.time() + self.config.stable_age,
+            limits=self.limits,
             date=date,
         )
         try:
-            outcome = self.index.store_instance(record)
+            outcome = self._store_making_room(record)
         except BaseException:
             self.store.settle(files, committed=False)
             raise
@@ -111,6 +134,22 @@ class IngestPipeline:
             self.store.remove(outcome.removed_files)
             self.index.forget_files(outcome.removed_files)
         return IngestResult("Success", parsed.ids, outcome.changes)
+
+    def _store_making_room(self, record: InstanceRecord) -> StoreOutcome:
+        """Store; when over the limits, recycle patients one at a time until the instance
+        fits (or refuse it with 507 in ``Reject`` mode or when no patient may go)."""
+        size = sum(f.compressed_size for f in record.files)
+        if self.limits.max_bytes and size > self.limits.max_bytes:
+            raise FullStorage("The instance alone is larger than MaximumStorageSize")
+        spared = {record.ids.patient}  # never recycle the patient being stored into
+        while True:
+            outcome = self.index.store_instance(record)
+            if outcome.status != "Full":
+                return outcome
+            if self.config.maximum_storage_mode == "Reject":
+                raise FullStorage("The storage is full (MaximumStorageMode is Reject)")
+            if self.recycler is None or not self.recycler.recycle_one(spared):
+                raise FullStorage("The storage is full and no patient can be recycled")
 
     def ingest_upload(self, data: bytes, origin: Origin) -> IngestResult | list[IngestResult]:
         """Store one uploaded body: a DICOM file, or a ZIP archive of them (a list).

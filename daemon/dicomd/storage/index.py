@@ -65,7 +65,8 @@ class Index(ABC):
     @abstractmethod
     def store_instance(self, record: InstanceRecord) -> StoreOutcome:
         """Add an instance (and any missing ancestors), its metadata, files and changes in
-        one transaction. A duplicate is "AlreadyStored" unless ``record.overwrite``."""
+        one transaction. A duplicate is "AlreadyStored" unless ``record.overwrite``; a store
+        that would exceed ``record.limits`` is rolled back and answered "Full"."""
 
     @abstractmethod
     def delete_resource(
@@ -197,6 +198,11 @@ class Index(ABC):
     def take_stable(self, now: float) -> list[Change]:
         """Mark every resource whose deadline passed as stable and log its Stable* change,
         series before study before patient; returns the changes."""
+
+    @abstractmethod
+    def recycling_candidates(self, exclude: Iterable[str], limit: int) -> list[Resource]:
+        """Unprotected patients, oldest in the recycling order first, but those in
+        ``exclude``."""
 
     @abstractmethod
     def is_protected(self, patient: Resource) -> bool: ...

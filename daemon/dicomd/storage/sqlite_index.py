@@ -41,6 +41,10 @@ _NEW_LEVEL_CHANGE = {
 }
 
 
+class _OverLimits(Exception):
+    """Raised inside a store transaction to roll it back: the limits would be exceeded."""
+
+
 def _resource(row: tuple) -> Resource:
     return Resource(row[0], Level(row[1]), row[2], row[3], json.loads(row[4]))
 
@@ -50,6 +54,12 @@ class SQLiteIndex(SQLiteAnnotations, Index):
 
     # -- writes ----------------------------------------------------------------------------
     def store_instance(self, record: InstanceRecord) -> StoreOutcome:
+        try:
+            return self._store_instance(record)
+        except _OverLimits:
+            return StoreOutcome(status="Full")
+
+    def _store_instance(self, record: InstanceRecord) -> StoreOutcome:
         ids = record.ids
         chain = ((Level.PATIENT, ids.patient), (Level.STUDY, ids.study), (Level.SERIES, ids.series))
         with self._transaction() as db:
@@ -141,6 +151,14 @@ class SQLiteIndex(SQLiteAnnotations, Index):
                 "ON CONFLICT (id) DO UPDATE SET recycling_order = excluded.recycling_order",
                 (row_ids[Level.PATIENT], recycling_order(changes[0].seq)),
             )
+            if record.limits.max_bytes or record.limits.max_patients:
+                totals = dict(
+                    db.execute(
+                        "SELECT key, value FROM globals WHERE key IN ('disk_size', 'count_0')"
+                    ).fetchall()
+                )
+                if record.limits.exceeded(totals["disk_size"], totals["count_0"]):
+                    raise _OverLimits  # rolls the whole store back
             outcome.changes = changes
             return outcome
 
@@ -349,6 +367,16 @@ class SQLiteIndex(SQLiteAnnotations, Index):
                 self._log_change(db, _STABLE_CHANGE[Level(level)], rid, Level(level), pid, date)
                 for rid, level, pid in rows
             ]
+
+    def recycling_candidates(self, exclude: Iterable[str], limit: int) -> list[Resource]:
+        excluded = list(exclude)
+        marks = ",".join("?" * len(excluded)) or "''"
+        rows = self._reader.execute(
+            f"{_RESOURCE_QUERY} JOIN patients pt ON pt.id = r.id WHERE pt.protected = 0 "
+            f"AND r.public_id NOT IN ({marks}) ORDER BY pt.recycling_order LIMIT ?",
+            (*excluded, limit),
+        ).fetchall()
+        return [_resource(r) for r in rows]
 
     def is_protected(self, patient: Resource) -> bool:
         row = self._reader.execute(
