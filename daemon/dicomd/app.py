@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import warnings
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .attachments import AttachmentService
 from .changes import ChangeLogService
@@ -27,6 +28,7 @@ from .storage.sqlite_index import SQLiteIndex
 from .storage.store import FileStore
 
 if TYPE_CHECKING:
+    from .rest.inprocess import InProcessRest
     from .rest.server import HttpServer
 
 log = logging.getLogger(__name__)
@@ -76,10 +78,12 @@ class Daemon:
         self.stability = StabilityMonitor(self.index, lambda _changes: self.events.wake())
         self.scheduler = Scheduler()
         recycler = Recycler(self.resources, metadata_names, self.filters)
-        self.ingest = IngestPipeline(config, self.store, self.index, recycler)
+        self.ingest = IngestPipeline(config, self.store, self.index, recycler, self.filters)
         self.attachments = AttachmentService(self.index, self.store, self.resources, config)
         self._http: HttpServer | None = None
         self._helpers: HelperProcesses | None = None
+        self._app: Any = None  # the Flask app, built once
+        self._app_lock = threading.Lock()
         if role == "main":
             self._recover()
             self._owner_lock.shared()
@@ -109,10 +113,9 @@ class Daemon:
     def start(self, listening: socket.socket | None = None) -> None:
         """Start serving HTTP; returns once the port is bound. A helper serves the
         ``listening`` socket its main process bound."""
-        from .rest import create_app
         from .rest.server import HttpServer
 
-        app = create_app(self)
+        app = self._flask_app()
         config = self.config
         self._http = HttpServer(
             app, config.bind_address, config.http_port, config.http_threads_count, listening
@@ -128,6 +131,20 @@ class Daemon:
             self.events.start()
             self.scheduler.start()
             log.info("dicomd listening on http://%s:%d", config.bind_address, self.http_port)
+
+    def _flask_app(self) -> Any:
+        with self._app_lock:
+            if self._app is None:
+                from .rest import create_app
+
+                self._app = create_app(self)
+            return self._app
+
+    def rest_client(self) -> InProcessRest:
+        """The REST API for scripts, called in process."""
+        from .rest.inprocess import InProcessRest
+
+        return InProcessRest(self._flask_app())
 
     def stop(self) -> None:
         if self._http is not None:

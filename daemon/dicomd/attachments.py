@@ -129,6 +129,8 @@ class AttachmentService:
         body: Iterable[bytes],
         length: int,
         if_match: str | None,
+        *,
+        check_revisions: bool | None = None,
     ) -> str:
         """Store ``length`` bytes arriving as ``body`` as a user attachment (new or
         replacing one, subject to ``If-Match``); returns its new ETag. A body over
@@ -140,7 +142,8 @@ class AttachmentService:
                 f"The attachment ({length} bytes) exceeds MaximumAttachmentSize "
                 f"({self.max_size // MEGABYTE} MB)"
             )
-        check = write_check(if_match, self.check_revisions)
+        enforce = self.check_revisions if check_revisions is None else check_revisions
+        check = write_check(if_match, enforce)
         info = self.store.write_stream(body, length, number, self.compress)
         revision = self._record(resource, info, check)
         return etag(revision, info.uncompressed_md5)

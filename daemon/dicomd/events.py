@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .errors import UnknownResource
-from .model import Change, ChangeType, Level, Metadata, Resource
+from .model import Change, ChangeType, Level, Metadata, Origin, Resource
 from .registry import MetadataNames
 from .resources import ResourceService
 
@@ -53,18 +53,14 @@ class EventSource:
 
 
 def origin_of(metadata: dict[str, str]) -> dict[str, str]:
-    """Orthanc's ``origin`` argument, rebuilt from an instance's core metadata (note the
-    casing: ``RemoteIp`` here, ``RemoteIP`` in the metadata, as in Orthanc)."""
-    request_origin = metadata.get(Metadata.Origin.name, "Unknown")
-    origin = {"RequestOrigin": request_origin}
-    if request_origin == "DicomProtocol":
-        origin["RemoteIp"] = metadata.get(Metadata.RemoteIP.name, "")
-        origin["RemoteAet"] = metadata.get(Metadata.RemoteAET.name, "")
-        origin["CalledAet"] = metadata.get(Metadata.CalledAET.name, "")
-    elif request_origin == "RestApi":
-        origin["RemoteIp"] = metadata.get(Metadata.RemoteIP.name, "")
-        origin["Username"] = metadata.get(Metadata.HttpUsername.name, "")
-    return origin
+    """Orthanc's ``origin`` argument, rebuilt from an instance's core metadata."""
+    return Origin(
+        request_origin=metadata.get(Metadata.Origin.name, "Unknown"),
+        remote_ip=metadata.get(Metadata.RemoteIP.name, ""),
+        remote_aet=metadata.get(Metadata.RemoteAET.name, ""),
+        called_aet=metadata.get(Metadata.CalledAET.name, ""),
+        username=metadata.get(Metadata.HttpUsername.name, ""),
+    ).as_orthanc()
 
 
 class Event:
@@ -171,34 +167,69 @@ class FunctionHandler:
 
 # A filter of patients about to be recycled: (patient id, main tags, metadata) -> keep going?
 RecyclingFilter = Callable[[str, dict[str, Any], dict[str, str]], bool]
+# A filter of incoming instances: (simplified tags, origin, info) -> accept?
+InstanceFilter = Callable[[dict[str, Any], dict[str, str], dict[str, Any]], bool]
+# A filter of HTTP requests: (method, uri, ip, username, headers) -> allow?
+HttpFilter = Callable[[str, str, str, str, dict[str, str]], bool]
 
 
 class Filters:
-    """Synchronous decisions, consulted in the caller's thread. A filter that raises is
-    logged and counts as "allow", so a broken script never blocks the daemon."""
+    """Synchronous decisions, consulted in the caller's thread, in the order they were
+    added; the first "no" wins. A filter that raises is logged and counts as "yes", so a
+    broken script never blocks the daemon nor loses an instance."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._recycling: list[tuple[str, RecyclingFilter]] = []
+        self._filters: dict[str, list[tuple[str, Callable[..., bool]]]] = {
+            "recycling": [],
+            "instance": [],
+            "http": [],
+        }
 
     def add_recycling_filter(self, name: str, function: RecyclingFilter) -> None:
+        self._add("recycling", name, function)
+
+    def add_instance_filter(self, name: str, function: InstanceFilter) -> None:
+        self._add("instance", name, function)
+
+    def add_http_filter(self, name: str, function: HttpFilter) -> None:
+        self._add("http", name, function)
+
+    def _add(self, kind: str, name: str, function: Callable[..., bool]) -> None:
         with self._lock:
-            self._recycling.append((name, function))
+            self._filters[kind].append((name, function))
 
     def remove(self, name: str) -> None:
+        """Remove every filter registered under ``name`` (a script being unloaded)."""
         with self._lock:
-            self._recycling = [(n, f) for n, f in self._recycling if n != name]
+            for kind, entries in self._filters.items():
+                self._filters[kind] = [(n, f) for n, f in entries if n != name]
 
-    def _snapshot(self) -> Iterable[tuple[str, RecyclingFilter]]:
+    def has(self, kind: str) -> bool:
+        return bool(self._filters[kind])
+
+    def _decide(self, kind: str, what: str, *args: Any) -> bool:
         with self._lock:
-            return list(self._recycling)
-
-    def allow_recycling(self, patient_id: str, tags: dict[str, Any], meta: dict[str, str]) -> bool:
-        for name, function in self._snapshot():
+            entries = list(self._filters[kind])
+        for name, function in entries:
             try:
-                if not function(patient_id, tags, meta):
-                    log.info("recycling filter %s kept patient %s", name, patient_id)
+                if not function(*args):
+                    log.info("%s filter %s refused %s", kind, name, what)
                     return False
             except Exception:
-                log.exception("recycling filter %s failed on patient %s", name, patient_id)
+                log.exception("%s filter %s failed on %s; allowed", kind, name, what)
         return True
+
+    def allow_recycling(self, patient_id: str, tags: dict[str, Any], meta: dict[str, str]) -> bool:
+        return self._decide("recycling", f"patient {patient_id}", patient_id, tags, meta)
+
+    def accept_instance(
+        self, tags: dict[str, Any], origin: dict[str, str], info: dict[str, Any]
+    ) -> bool:
+        what = f"instance {tags.get('SOPInstanceUID', '?')}"
+        return self._decide("instance", what, tags, origin, info)
+
+    def allow_http(
+        self, method: str, uri: str, ip: str, username: str, headers: dict[str, str]
+    ) -> bool:
+        return self._decide("http", f"{method} {uri}", method, uri, ip, username, headers)

@@ -50,20 +50,36 @@ class MetadataService:
         return self.index.metadata_entry(self.resources.get(level, public_id), kind)
 
     def set(
-        self, level: Level, public_id: str, name: str, value: bytes | str, if_match: str | None
+        self,
+        level: Level,
+        public_id: str,
+        name: str,
+        value: bytes | str,
+        if_match: str | None,
+        *,
+        check_revisions: bool | None = None,
     ) -> tuple[int, Change]:
-        """Write a user metadata; returns the new revision and the logged change."""
+        """Write a user metadata; returns the new revision and the logged change.
+        ``check_revisions=False`` writes unconditionally (scripts' own API)."""
         kind = self.names.writable(name)
         text = _text(value)
         resource = self.resources.get(level, public_id)
-        return self.index.set_metadata(
-            resource, kind, text, write_check(if_match, self.check_revisions)
-        )
+        enforce = self.check_revisions if check_revisions is None else check_revisions
+        return self.index.set_metadata(resource, kind, text, write_check(if_match, enforce))
 
-    def delete(self, level: Level, public_id: str, name: str, if_match: str | None) -> Change:
+    def delete(
+        self,
+        level: Level,
+        public_id: str,
+        name: str,
+        if_match: str | None,
+        *,
+        check_revisions: bool | None = None,
+    ) -> Change:
         """Delete a user metadata; 404 if it is not there."""
         kind = self.names.writable(name)
-        check = delete_check(if_match, self.check_revisions)
+        enforce = self.check_revisions if check_revisions is None else check_revisions
+        check = delete_check(if_match, enforce)
         resource = self.resources.get(level, public_id)
         change = self.index.delete_metadata(resource, kind, check)
         if change is None:

@@ -132,6 +132,17 @@ class Origin:
     called_aet: str = ""
     username: str = ""
 
+    def as_orthanc(self) -> dict[str, str]:
+        """Orthanc's ``origin`` argument of filters and callbacks (``RemoteIp``, not
+        ``RemoteIP`` as in the metadata)."""
+        origin = {"RequestOrigin": self.request_origin}
+        if self.request_origin == "DicomProtocol":
+            origin.update(RemoteIp=self.remote_ip, RemoteAet=self.remote_aet)
+            origin["CalledAet"] = self.called_aet
+        elif self.request_origin == "RestApi":
+            origin.update(RemoteIp=self.remote_ip, Username=self.username)
+        return origin
+
 
 @dataclass(frozen=True)
 class Change:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..config import Config
+from ..dicomjson import dataset_to_json
 from ..errors import BadFileFormat, FullStorage
 from ..ids import ResourceIds
 from ..model import (
@@ -32,6 +33,7 @@ from .parse import ParsedInstance, parse_instance
 from .unpack import is_zip, iter_zip_members
 
 if TYPE_CHECKING:
+    from ..events import Filters
     from ..recycling import Recycler
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,7 @@ MEGABYTE = 1024 * 1024  # Orthanc's MaximumStorageSize megabytes
 class IngestResult:
     """The outcome of one instance: Orthanc's upload answer and the changes it logged."""
 
-    status: str  # Success, AlreadyStored
+    status: str  # Success, AlreadyStored, FilteredOut
     ids: ResourceIds
     changes: list[Change] = field(default_factory=list)
 
@@ -91,12 +93,18 @@ class IngestPipeline:
     """Stores DICOM instances; safe to call from many threads at once."""
 
     def __init__(
-        self, config: Config, store: FileStore, index: Index, recycler: Recycler | None = None
+        self,
+        config: Config,
+        store: FileStore,
+        index: Index,
+        recycler: Recycler | None = None,
+        filters: Filters | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.index = index
         self.recycler = recycler
+        self.filters = filters
         self.limits = StorageLimits(
             config.maximum_storage_size * MEGABYTE, config.maximum_patient_count
         )
@@ -104,6 +112,8 @@ class IngestPipeline:
     def ingest(self, data: bytes, origin: Origin) -> IngestResult:
         """Store one DICOM file. Raises :class:`BadFileFormat` for anything not storable."""
         parsed = parse_instance(data)
+        if not self._accepted(parsed, origin):
+            return IngestResult("FilteredOut", parsed.ids)
         overwrite = self.config.overwrite_instances
         if not overwrite and self.index.get(Level.INSTANCE, parsed.ids.instance) is not None:
             return IngestResult("AlreadyStored", parsed.ids)
@@ -134,6 +144,15 @@ class IngestPipeline:
             self.store.remove(outcome.removed_files)
             self.index.forget_files(outcome.removed_files)
         return IngestResult("Success", parsed.ids, outcome.changes)
+
+    def _accepted(self, parsed: ParsedInstance, origin: Origin) -> bool:
+        """The incoming-instance filters (Lua ``ReceivedInstanceFilter`` and friends)."""
+        if self.filters is None or not self.filters.has("instance"):
+            return True
+        has_pixels = parsed.pixel_data_offset is not None
+        tags = dataset_to_json(parsed.dataset, "simplified", has_pixel_data=has_pixels)
+        info = {"HasPixelData": has_pixels, "TransferSyntaxUID": parsed.transfer_syntax}
+        return self.filters.accept_instance(tags, origin.as_orthanc(), info)
 
     def _store_making_room(self, record: InstanceRecord) -> StoreOutcome:
         """Store; when over the limits, recycle patients one at a time until the instance

@@ -44,7 +44,7 @@ def create_app(daemon: Daemon) -> Flask:
     app.extensions["dicomd"] = daemon
     app.url_map.strict_slashes = False
     register_error_handlers(app)
-    install_auth(app, daemon.config)
+    install_auth(app, daemon.config, daemon.filters)
     app.register_blueprint(system.blueprint)
     app.register_blueprint(instances.blueprint)
     app.register_blueprint(resources.blueprint)

@@ -7,6 +7,8 @@ import hmac
 from flask import Flask, Response, g, request
 
 from ..config import Config
+from ..events import Filters
+from .inprocess import ORIGIN_KEY
 
 REALM = "dicomd"
 
@@ -19,15 +21,17 @@ def check_credentials(users: dict[str, str], username: str, password: str) -> bo
     )
 
 
-def install_auth(app: Flask, config: Config) -> None:
+def install_auth(app: Flask, config: Config, filters: Filters) -> None:
     users = dict(config.registered_users)
     enabled = config.authentication_enabled
 
     @app.before_request
     def authenticate() -> Response | None:
         g.username = ""
+        if ORIGIN_KEY in request.environ:
+            return None  # a call from inside the daemon (a script)
         if not enabled:
-            return None
+            return _filter(filters)
         auth = request.authorization
         if (
             auth is not None
@@ -35,7 +39,19 @@ def install_auth(app: Flask, config: Config) -> None:
             and check_credentials(users, auth.username or "", auth.password or "")
         ):
             g.username = auth.username or ""
-            return None
+            return _filter(filters)
         response = Response(b"", status=401)
         response.headers["WWW-Authenticate"] = f'Basic realm="{REALM}"'
         return response
+
+
+def _filter(filters: Filters) -> Response | None:
+    """The HTTP request filters (Lua ``IncomingHttpRequestFilter``): a refusal is a 403.
+    As in Orthanc, only GET, POST, PUT and DELETE are filtered."""
+    if not filters.has("http") or request.method not in ("GET", "POST", "PUT", "DELETE"):
+        return None
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    ip = request.remote_addr or ""
+    if filters.allow_http(request.method, request.path, ip, g.username, headers):
+        return None
+    return Response(b"", status=403)

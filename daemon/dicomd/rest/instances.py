@@ -11,12 +11,16 @@ from flask import Blueprint, Response, g, request
 from ..errors import BadFileFormat
 from ..model import Origin
 from .common import daemon, flag, json_response, set_download_name
+from .inprocess import ORIGIN_KEY
 from .server import read_body
 
 blueprint = Blueprint("instances", __name__)
 
 
 def _request_origin() -> Origin:
+    inside = request.environ.get(ORIGIN_KEY)
+    if inside is not None:
+        return Origin(request_origin=inside)  # a script's in-process call ("Lua"...)
     return Origin(
         request_origin="RestApi",
         remote_ip=request.remote_addr or "",

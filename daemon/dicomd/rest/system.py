@@ -36,9 +36,13 @@ def system() -> Any:
             "HttpPort": daemon().http_port,
             "IsHttpServerSecure": config.authentication_enabled or not config.remote_access_allowed,
             "PluginsEnabled": False,
-            "CheckRevisions": False,
+            "CheckRevisions": config.check_revisions,
             "StorageCompression": config.storage_compression,
             "OverwriteInstances": config.overwrite_instances,
+            "MaximumStorageSize": config.maximum_storage_size,
+            "MaximumPatientCount": config.maximum_patient_count,
+            "MaximumStorageMode": config.maximum_storage_mode,
+            "UserMetadata": dict(config.user_metadata),
             "DicomdVersion": __version__,
         }
     )

@@ -1,0 +1,129 @@
+"""What scripts may do: one API that the Lua engine, the Python engine and their
+``orthanc`` compatibility layers all call, so that every action behaves the same whatever
+the language. Actions call the core directly; ``rest`` reaches the REST API in process.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pydicom.uid
+
+from ..errors import NotImplementedFeature, UnknownResource
+from ..model import Level, Resource
+
+if TYPE_CHECKING:
+    from ..app import Daemon
+
+log = logging.getLogger(__name__)
+
+_UID_LEVELS = ("patient", "study", "series", "instance")
+
+
+@dataclass
+class RestAnswer:
+    """The answer of an in-process REST call."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+class ScriptApi:
+    """The actions available to scripts, bound to one daemon.
+
+    ``origin`` is the request origin of what scripts upload or change through the REST API
+    ("Lua" or "Plugins", as in Orthanc)."""
+
+    def __init__(self, daemon: Daemon, origin: str) -> None:
+        self._daemon = daemon
+        self.origin = origin
+
+    # -- lookups ---------------------------------------------------------------------------
+    def resource(self, public_id: str) -> Resource:
+        """The resource with this Orthanc ID, at whatever level; 404 if unknown."""
+        found = self._daemon.index.lookup(public_id)
+        if found is None:
+            raise UnknownResource(f"Unknown resource: {public_id}", empty_body=False)
+        return found
+
+    def describe(self, public_id: str) -> dict[str, Any]:
+        """Orthanc's JSON of the resource (``GET /{level}/{id}``)."""
+        return self._daemon.resources.describe(self.resource(public_id))
+
+    def configuration(self) -> dict[str, Any]:
+        """The configuration as read from the file (``GetOrthancConfiguration``)."""
+        return dict(self._daemon.config.raw)
+
+    # -- metadata and attachments ----------------------------------------------------------
+    def get_metadata(self, public_id: str, name: str) -> str | None:
+        resource = self.resource(public_id)
+        found = self._daemon.metadata.get(resource.level, public_id, name)
+        return found[0] if found else None
+
+    # Scripts write unconditionally: CheckRevisions protects HTTP clients from each other.
+    def set_metadata(self, public_id: str, name: str, value: str) -> None:
+        resource = self.resource(public_id)
+        self._daemon.metadata.set(
+            resource.level, public_id, name, value, None, check_revisions=False
+        )
+
+    def delete_metadata(self, public_id: str, name: str) -> bool:
+        """False if the resource did not have it."""
+        resource = self.resource(public_id)
+        try:
+            self._daemon.metadata.delete(
+                resource.level, public_id, name, None, check_revisions=False
+            )
+        except UnknownResource:
+            return False
+        return True
+
+    def add_attachment(self, public_id: str, name: str, data: bytes) -> None:
+        """Attach (or replace) a user attachment."""
+        resource = self.resource(public_id)
+        self._daemon.attachments.put(
+            resource.level, public_id, name, [data], len(data), None, check_revisions=False
+        )
+
+    # -- resources -------------------------------------------------------------------------
+    def set_protected(self, patient_id: str, protected: bool) -> None:
+        self._daemon.resources.set_protected(patient_id, protected)
+
+    def delete(self, public_id: str) -> dict[str, Any]:
+        resource = self.resource(public_id)
+        return self._daemon.resources.delete(resource.level, public_id)
+
+    def set_stable_status(self, public_id: str, stable: bool) -> bool:
+        raise NotImplementedFeature("SetStableStatus is not supported yet")
+
+    def forward(self, public_id: str, peer: str) -> str:
+        """Queue the sending of a resource to an Orthanc peer; returns the job's ID."""
+        raise NotImplementedFeature("Sending to peers is not supported yet")
+
+    # -- REST and tools --------------------------------------------------------------------
+    def rest(
+        self,
+        method: str,
+        uri: str,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+    ) -> RestAnswer:
+        """Call the daemon's REST API in process (no socket, no authentication)."""
+        return self._daemon.rest_client().call(method, uri, body, headers, self.origin)
+
+    @staticmethod
+    def generate_uid(level: str = "instance") -> str:
+        if level.lower() not in _UID_LEVELS:
+            raise ValueError(f"level must be one of {', '.join(_UID_LEVELS)}")
+        return str(pydicom.uid.generate_uid())
+
+    @staticmethod
+    def level_of(resource: Resource) -> Level:
+        return resource.level
