@@ -18,6 +18,7 @@ from .storage.sqlite_index import SQLiteIndex
 from .storage.store import FileStore
 
 if TYPE_CHECKING:
+    from .hotfolders import HotFolders
     from .rest.server import HttpServer
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class Daemon:
         self.resources = ResourceService(self.index, self.store, config.stable_age)
         self._http: HttpServer | None = None
         self._helpers: HelperProcesses | None = None
+        self._hot_folders: HotFolders | None = None
         if role == "main":
             self._recover()
             self._owner_lock.shared()
@@ -104,8 +106,23 @@ class Daemon:
         self._http.start()
         if self.role == "main":
             log.info("dicomd listening on http://%s:%d", config.bind_address, self.http_port)
+            self._start_hot_folders()
+
+    def _start_hot_folders(self) -> None:
+        """Only the main process watches folders, so that no file is imported twice."""
+        if not self.config.hot_folders:
+            return
+        from .hotfolders import HotFolders
+
+        hot_folders = HotFolders(self.config.hot_folders, self.ingest)
+        hot_folders.start()
+        self._hot_folders = hot_folders
 
     def stop(self) -> None:
+        if self._hot_folders is not None:
+            # First, while the index and store are open: imports under way finish.
+            self._hot_folders.stop()
+            self._hot_folders = None
         if self._http is not None:
             self._http.stop()
             self._http = None
