@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from dicomd.app import Daemon
-from dicomd.config import HotFolder, build_config
+from dicomd.config import HotFolder, build_config, load_config
 from dicomd.errors import ConfigError
 from dicomd.model import Level, Metadata
 
@@ -277,3 +277,54 @@ def test_config_errors_name_the_key(tmp_path: Path, value: Any, message: str) ->
 def test_a_done_folder_inside_a_folder_that_is_not_recursive_is_fine(tmp_path: Path) -> None:
     config = {"HotFolders": [{"Path": "in", "Recursive": False, "DonePath": "in/done"}]}
     assert build_config(config, tmp_path).hot_folders[0].done_path == tmp_path / "in" / "done"
+
+
+def test_sample_config_is_valid() -> None:
+    sample = Path(__file__).parent.parent / "sample-config" / "hotfolders.json"
+    config = load_config(sample)
+    inbox, share = config.hot_folders
+    assert inbox.path == sample.parent / "inbox"
+    assert share.polling and share.after_import == "Move"
+
+
+# --------------------------------------------------------------------------- crash safety
+
+
+@pytest.mark.slow
+def test_sigkill_during_a_batch_loses_no_file(daemon_process, tmp_path: Path) -> None:
+    """Each file is stored (and gone from the inbox), or still in the inbox or errors."""
+    inbox, errors = tmp_path / "inbox", tmp_path / "inbox-errors"
+    inbox.mkdir()
+    originals: dict[str, bytes] = {}
+    for i, data in enumerate(make_series(1000, rows=8, cols=8)):
+        name = f"s{i % 4}/{i:04}.dcm"
+        (inbox / name).parent.mkdir(exist_ok=True)
+        (inbox / name).write_bytes(data)
+        originals[name] = data
+    # Two processes, so the helper is there too: it must not watch the inbox.
+    proc = daemon_process(HotFolders=[{"Path": str(inbox)}], HttpProcesses=2).start()
+    client = proc.client()
+    count = lambda: client.get("/statistics").json()["CountInstances"]  # noqa: E731
+    wait_until(lambda: count() >= 100, what="the import to be under way")
+    proc.kill()  # SIGKILL, in the middle of the batch
+
+    left = set(files_under(inbox))
+    assert left and len(left) < len(originals), "the kill came too late to test anything"
+    proc.start()
+    stored_before = set(client.get("/instances").json())
+    assert not files_under(errors)
+    for name in set(originals) - left:
+        # gone from the inbox only once stored: its instance is there, byte-identical
+        instance_id = sop_instance_id(originals[name])
+        assert instance_id in stored_before
+    wait_until(lambda: count() == len(originals) and not files_under(inbox), timeout=60)
+    for instance_id in client.get("/instances").json()[:20]:
+        assert client.get(f"/instances/{instance_id}/file").content in originals.values()
+    log = proc.log_path.read_text()
+    assert log.count("hot folder") and log.count(": watching (") == 2  # one per start
+
+
+def sop_instance_id(data: bytes) -> str:
+    from dicomd.ingest.parse import parse_instance
+
+    return parse_instance(data).ids.instance

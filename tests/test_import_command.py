@@ -100,3 +100,17 @@ def test_progress_lines_when_not_a_terminal(make_daemon: MakeDaemon, tmp_path: P
     assert "uploading 5 file(s)" in err.getvalue()
     assert "\r" not in err.getvalue()
     assert "5 instance(s) stored" in out.getvalue()
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_on_a_terminal(make_daemon: MakeDaemon, tmp_path: Path) -> None:
+    _daemon, client = make_daemon()
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "x.dcm").write_bytes(make_dicom())
+    err = Terminal()
+    assert run_import([tmp_path / "files"], Server(client.base_url), 1, io.StringIO(), err) == 0
+    assert "\r[########################] 1/1 files 100%" in err.getvalue()
