@@ -15,6 +15,7 @@ import pytest
 from dicomd.app import Daemon
 from dicomd.config import HotFolder, build_config, load_config
 from dicomd.errors import ConfigError
+from dicomd.hotfolders import FolderWatcher, SettleTracker
 from dicomd.model import Level, Metadata
 
 from conftest import Client
@@ -328,3 +329,33 @@ def sop_instance_id(data: bytes) -> str:
     from dicomd.ingest.parse import parse_instance
 
     return parse_instance(data).ids.instance
+
+
+# --------------------------------------------------------------------------- settling
+
+
+def test_settle_tracker_waits_for_a_quiet_period(tmp_path: Path) -> None:
+    now = [100.0]
+    tracker = SettleTracker(1.0, clock=lambda: now[0])
+    path = tmp_path / "x.dcm"
+    path.write_bytes(b"a")
+    tracker.see(path)
+    assert tracker.ready() == []
+    now[0] += 1.0
+    with open(path, "ab") as out:
+        out.write(b"b")  # changed during the quiet period: wait again
+    assert tracker.ready() == [] and path in tracker
+    now[0] += 1.0
+    assert tracker.ready() == [path] and path not in tracker
+
+
+def test_a_late_close_event_does_not_take_a_new_file(tmp_path: Path) -> None:
+    """The timer took the first x.dcm; its close event comes after a new, still empty x.dcm
+    was created: the new file must settle, not be judged empty at once."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    folder = build_config({"HotFolders": [{"Path": str(inbox)}]}, tmp_path).hot_folders[0]
+    watcher = FolderWatcher(folder, pipeline=None)  # type: ignore[arg-type]
+    (inbox / "x.dcm").write_bytes(b"")
+    watcher._handle("closed", inbox / "x.dcm", None)
+    assert inbox / "x.dcm" in watcher._tracker  # settling, not dispatched

@@ -246,9 +246,11 @@ class FolderWatcher:
             for file in iter_files(path, self.folder.recursive):
                 self._consider(file)
         elif kind in ("seen", "closed") and self._wanted(path):
-            if kind == "closed" and path not in self._busy:
+            # Closed after writing: take it now, but only if it is the file settling here.
+            # A close that arrives late, after the timer already took that file, may find
+            # a new file of the same name that its writer has only just created.
+            if kind == "closed" and path in self._tracker:
                 self._tracker.forget(path)
-                self._stuck.pop(path, None)
                 self._dispatch([path])
             else:
                 self._consider(path)
