@@ -28,6 +28,7 @@ from .storage.sqlite_index import SQLiteIndex
 from .storage.store import FileStore
 
 if TYPE_CHECKING:
+    from .hotfolders import HotFolders
     from .rest.inprocess import InProcessRest
     from .rest.server import HttpServer
 
@@ -84,6 +85,7 @@ class Daemon:
         self._helpers: HelperProcesses | None = None
         self._app: Any = None  # the Flask app, built once
         self._app_lock = threading.Lock()
+        self._hot_folders: HotFolders | None = None
         if role == "main":
             self._recover()
             self._owner_lock.shared()
@@ -131,6 +133,17 @@ class Daemon:
             self.events.start()
             self.scheduler.start()
             log.info("dicomd listening on http://%s:%d", config.bind_address, self.http_port)
+            self._start_hot_folders()
+
+    def _start_hot_folders(self) -> None:
+        """Only the main process watches folders, so that no file is imported twice."""
+        if not self.config.hot_folders:
+            return
+        from .hotfolders import HotFolders
+
+        hot_folders = HotFolders(self.config.hot_folders, self.ingest)
+        hot_folders.start()
+        self._hot_folders = hot_folders
 
     def _flask_app(self) -> Any:
         with self._app_lock:
@@ -147,6 +160,10 @@ class Daemon:
         return InProcessRest(self._flask_app())
 
     def stop(self) -> None:
+        if self._hot_folders is not None:
+            # First, while the index and store are open: imports under way finish.
+            self._hot_folders.stop()
+            self._hot_folders = None
         if self._http is not None:
             self._http.stop()
             self._http = None

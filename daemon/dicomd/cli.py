@@ -23,6 +23,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", type=Path, help="configuration file (JSON with comments)")
     check = sub.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file", type=Path)
+    upload = sub.add_parser(
+        "import",
+        help="upload DICOM files and ZIPs (folders are walked) to a dicomd or an Orthanc",
+    )
+    upload.add_argument("paths", type=Path, nargs="+", metavar="PATH")
+    upload.add_argument("--url", default="http://127.0.0.1:8042", help="the server's REST API")
+    upload.add_argument("--user", help="HTTP Basic user name")
+    upload.add_argument("--password", help="HTTP Basic password")
+    upload.add_argument("--concurrency", type=int, default=4, help="uploads at once (4)")
     # Internal: a helper process started by `serve` (configuration on standard input).
     sub.add_parser("serve-helper")
     return parser
@@ -71,6 +80,15 @@ def main(argv: list[str] | None = None) -> int:
             from .processes import run_helper
 
             return run_helper(sys.stdin.buffer)
+        if args.command == "import":
+            from .importer import ImportFailed, Server, run_import
+
+            try:
+                server = Server(args.url, args.user, args.password)
+                return run_import(args.paths, server, args.concurrency)
+            except ImportFailed as exc:
+                print(f"dicomd import: {exc}", file=sys.stderr)
+                return 2
         if args.command == "check-config":
             config = load_config(args.file)
             print(

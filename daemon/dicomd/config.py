@@ -122,10 +122,22 @@ KNOWN_ORTHANC_KEYS = frozenset(
         "MySQL",
         "Transfers",
         "Authorization",
-        "HotFolders",
         "PythonScripts",
     ]
 )
+
+
+@dataclass(frozen=True)
+class HotFolder:
+    """One watched inbox folder (an entry of ``HotFolders``). Paths are absolute."""
+
+    path: Path
+    done_path: Path
+    error_path: Path
+    recursive: bool = True
+    after_import: str = "Delete"  # "Delete" or "Move" (to done_path)
+    polling: bool = False  # poll instead of inotify, for network shares
+    settle_seconds: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -153,6 +165,7 @@ class Config:
     maximum_storage_size: int = 0  # MB; 0: unlimited
     maximum_patient_count: int = 0  # 0: unlimited
     maximum_storage_mode: str = "Recycle"  # or "Reject"
+    hot_folders: tuple[HotFolder, ...] = ()
     # The raw configuration as read (for GetOrthancConfiguration() and friends) and the
     # folder its relative paths resolve against, so another process can rebuild it.
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -308,7 +321,80 @@ _SCALAR_KEYS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
 }
 _PATH_KEYS = {"StorageDirectory": "storage_directory", "IndexDirectory": "index_directory"}
 
-IMPLEMENTED_KEYS = frozenset(_SCALAR_KEYS) | frozenset(_PATH_KEYS)
+IMPLEMENTED_KEYS = frozenset(_SCALAR_KEYS) | frozenset(_PATH_KEYS) | {"HotFolders"}
+
+_HOT_FOLDER_KEYS = (
+    "Path",
+    "Recursive",
+    "AfterImport",
+    "DonePath",
+    "ErrorPath",
+    "Polling",
+    "SettleSeconds",
+)
+
+
+def _seconds(key: str, value: Any) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    raise ConfigError(f'"{key}" must be a number of seconds (0 or more), not {json.dumps(value)}')
+
+
+def _within(inner: Path, outer: Path) -> bool:
+    return inner == outer or outer in inner.parents
+
+
+def _hot_folder(key: str, value: Any, base_dir: Path) -> HotFolder:
+    """One entry of ``HotFolders``. Unknown keys are errors, not warnings: a misspelt
+    ``AfterImport`` would otherwise delete files the user meant to keep."""
+    if not isinstance(value, dict):
+        raise ConfigError(f'"{key}" must be an object with at least a "Path"')
+    unknown = sorted(set(value) - set(_HOT_FOLDER_KEYS))
+    if unknown:
+        raise ConfigError(
+            f'"{key}.{unknown[0]}" is not a hot folder key (known: {", ".join(_HOT_FOLDER_KEYS)})'
+        )
+    if not value.get("Path"):
+        raise ConfigError(f'"{key}.Path" is required: the folder to watch')
+    path = (base_dir / _string(f"{key}.Path", value["Path"])).resolve()
+
+    def folder(name: str, suffix: str) -> Path:
+        if name not in value:
+            return path.with_name(path.name + suffix)
+        return (base_dir / _string(f"{key}.{name}", value[name])).resolve()
+
+    after = value.get("AfterImport", "Delete")
+    if after not in ("Delete", "Move"):
+        raise ConfigError(
+            f'"{key}.AfterImport" must be "Delete" or "Move", not {json.dumps(after)}'
+        )
+    hot = HotFolder(
+        path=path,
+        done_path=folder("DonePath", "-done"),
+        error_path=folder("ErrorPath", "-errors"),
+        recursive=_bool(f"{key}.Recursive", value.get("Recursive", True)),
+        after_import=after,
+        polling=_bool(f"{key}.Polling", value.get("Polling", False)),
+        settle_seconds=_seconds(f"{key}.SettleSeconds", value.get("SettleSeconds", 1)),
+    )
+    for name, target in (("DonePath", hot.done_path), ("ErrorPath", hot.error_path)):
+        # A moved file must not land where it would be imported again, forever.
+        if target == path or (hot.recursive and _within(target, path)):
+            raise ConfigError(f'"{key}.{name}" must be outside the watched folder {path}')
+    return hot
+
+
+def _hot_folders(key: str, value: Any, base_dir: Path) -> tuple[HotFolder, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(f'"{key}" must be a list of hot folder objects')
+    folders = tuple(_hot_folder(f"{key}[{i}]", item, base_dir) for i, item in enumerate(value))
+    for i, a in enumerate(folders):
+        for j, b in enumerate(folders):
+            # Two watchers of one file would import it twice and race to move it.
+            if i != j and (a.path == b.path or (b.recursive and _within(a.path, b.path))):
+                raise ConfigError(f'"{key}[{i}].Path" overlaps "{key}[{j}].Path"')
+    return folders
+
 
 _COMMENT_OR_STRING = re.compile(r'"(?:\\.|[^"\\])*"|//[^\n]*|/\*.*?\*/', re.DOTALL)
 
@@ -346,6 +432,8 @@ def build_config(data: Mapping[str, Any], base_dir: Path) -> Config:
             values[attr] = check(key, value)
         elif key in _PATH_KEYS:
             values[_PATH_KEYS[key]] = (base_dir / _string(key, value)).resolve()
+        elif key == "HotFolders":
+            values["hot_folders"] = _hot_folders(key, value, base_dir)
         elif key in KNOWN_ORTHANC_KEYS:
             log.info('configuration key "%s" is not implemented by dicomd; ignored', key)
         else:

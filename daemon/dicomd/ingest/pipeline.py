@@ -170,10 +170,14 @@ class IngestPipeline:
             if self.recycler is None or not self.recycler.recycle_one(spared):
                 raise FullStorage("The storage is full and no patient can be recycled")
 
-    def ingest_upload(self, data: bytes, origin: Origin) -> IngestResult | list[IngestResult]:
+    def ingest_upload(
+        self, data: bytes, origin: Origin, skipped: list[str] | None = None
+    ) -> IngestResult | list[IngestResult]:
         """Store one uploaded body: a DICOM file, or a ZIP archive of them (a list).
 
-        In a ZIP, entries that are not DICOM are skipped, as Orthanc does.
+        In a ZIP, entries that are not DICOM are skipped, as Orthanc does; ``skipped``, when
+        given, receives one ``"name: reason"`` line for each, so that a hot folder can keep
+        an archive whose content was not all stored.
         """
         if not is_zip(data):
             return self.ingest(data, origin)
@@ -183,6 +187,8 @@ class IngestPipeline:
                 results.append(self.ingest(member, origin))
             except BadFileFormat as exc:
                 log.info("ZIP entry %s skipped: %s", name, exc)
+                if skipped is not None:
+                    skipped.append(f"{name}: {exc}")
         return results
 
     def _write_files(self, data: bytes, parsed: ParsedInstance) -> list[FileInfo]:
