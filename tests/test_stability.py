@@ -97,3 +97,20 @@ def test_overdue_resources_become_stable_at_start(daemon_process) -> None:
     proc.start()
     client = proc.client()
     wait_for(lambda: client.get(f"/series/{answer['ParentSeries']}").json()["IsStable"], 5)
+
+
+def test_scripts_can_force_the_stable_status(make_daemon) -> None:
+    from dicomd.scripting.api import ScriptApi
+
+    daemon, client = make_daemon(StableAge=60)
+    api = ScriptApi(daemon, "Lua")
+    answer = client.post("/instances", data=make_dicom()).json()
+    series = answer["ParentSeries"]
+    assert api.set_stable_status(series, True) is True
+    assert api.set_stable_status(series, True) is False  # already stable
+    assert client.get(f"/series/{series}").json()["IsStable"] is True
+    kinds = [c["ChangeType"] for c in client.get("/changes").json()["Changes"]]
+    assert kinds[-1] == "StableSeries"
+    assert client.get(f"/studies/{answer['ParentStudy']}").json()["IsStable"] is False
+    assert api.set_stable_status(series, False) is True
+    assert client.get(f"/series/{series}").json()["IsStable"] is False

@@ -21,6 +21,7 @@ from .recycling import Recycler
 from .registry import MetadataNames
 from .resources import ResourceService
 from .scheduler import Scheduler
+from .scripting.loader import ScriptEngine, start_engines
 from .stability import StabilityMonitor
 from .storage.index import Index
 from .storage.lock import FileLock
@@ -86,6 +87,7 @@ class Daemon:
         self._app: Any = None  # the Flask app, built once
         self._app_lock = threading.Lock()
         self._hot_folders: HotFolders | None = None
+        self._script_engines: list[ScriptEngine] = []
         if role == "main":
             self._recover()
             self._owner_lock.shared()
@@ -127,6 +129,8 @@ class Daemon:
             # Helpers first, so that once the daemon answers, all its processes exist.
             self._helpers = HelperProcesses(config, self._http.socket, config.process_count - 1)
             self._helpers.start()
+        # Scripts before the first request, so that their filters see every request.
+        self._script_engines = start_engines(self)
         self._http.start()
         if self.role == "main":
             self.stability.start()
@@ -170,6 +174,12 @@ class Daemon:
         if self._helpers is not None:
             self._helpers.stop()
             self._helpers = None
+        for engine in self._script_engines:
+            try:
+                engine.stop()
+            except Exception:
+                log.exception("stopping a script engine failed")
+        self._script_engines = []
         self.scheduler.stop()
         self.stability.stop()
         self.events.stop()

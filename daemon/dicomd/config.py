@@ -85,16 +85,11 @@ KNOWN_ORTHANC_KEYS = frozenset(
         "LimitFindInstances",
         "LogExportedResources",
         "MaximumStorageCacheSize",
-        "LuaScripts",
-        "LuaHeartBeatPeriod",
-        "ExecuteLuaEnabled",
         "RestApiWriteToFileSystemEnabled",
         "Plugins",
         "ConcurrentJobs",
         "DicomWeb",
         "Worklists",
-        "Python",
-        "PythonScript",
         "PythonVerbose",
         "IngestTranscoding",
         "IngestTranscodingOfUncompressed",
@@ -122,7 +117,6 @@ KNOWN_ORTHANC_KEYS = frozenset(
         "MySQL",
         "Transfers",
         "Authorization",
-        "PythonScripts",
     ]
 )
 
@@ -166,6 +160,10 @@ class Config:
     maximum_patient_count: int = 0  # 0: unlimited
     maximum_storage_mode: str = "Recycle"  # or "Reject"
     hot_folders: tuple[HotFolder, ...] = ()
+    lua_scripts: tuple[Path, ...] = ()
+    lua_heartbeat_period: int = 0  # seconds; 0: no OnHeartBeat
+    execute_lua_enabled: bool = False
+    python_scripts: tuple[Path, ...] = ()  # PythonScripts, PythonScript and Python.Path
     # The raw configuration as read (for GetOrthancConfiguration() and friends) and the
     # folder its relative paths resolve against, so another process can rebuild it.
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -318,10 +316,32 @@ _SCALAR_KEYS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "MaximumStorageSize": ("maximum_storage_size", _megabytes),
     "MaximumPatientCount": ("maximum_patient_count", _count),
     "MaximumStorageMode": ("maximum_storage_mode", _storage_mode),
+    "LuaHeartBeatPeriod": ("lua_heartbeat_period", _count),
+    "ExecuteLuaEnabled": ("execute_lua_enabled", _bool),
 }
 _PATH_KEYS = {"StorageDirectory": "storage_directory", "IndexDirectory": "index_directory"}
 
-IMPLEMENTED_KEYS = frozenset(_SCALAR_KEYS) | frozenset(_PATH_KEYS) | {"HotFolders"}
+# Keys giving script files; Orthanc's Python plugin takes "PythonScript" and "Python": {"Path"}.
+_SCRIPT_KEYS = ("LuaScripts", "PythonScripts", "PythonScript", "Python")
+
+IMPLEMENTED_KEYS = (
+    frozenset(_SCALAR_KEYS) | frozenset(_PATH_KEYS) | {"HotFolders"} | frozenset(_SCRIPT_KEYS)
+)
+
+
+def _script_paths(key: str, value: Any, base_dir: Path) -> tuple[Path, ...]:
+    """Script files, as a list (``LuaScripts``, ``PythonScripts``), one path
+    (``PythonScript``) or Orthanc's ``"Python": {"Path": ...}``."""
+    if key == "Python":
+        if not isinstance(value, dict) or not isinstance(value.get("Path", ""), str):
+            raise ConfigError('"Python" must be an object whose "Path" is a script file')
+        value = [value["Path"]] if value.get("Path") else []
+    elif key == "PythonScript":
+        value = [_string(key, value)]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f'"{key}" must be a list of script files')
+    return tuple((base_dir / v).resolve() for v in value)
+
 
 _HOT_FOLDER_KEYS = (
     "Path",
@@ -434,6 +454,9 @@ def build_config(data: Mapping[str, Any], base_dir: Path) -> Config:
             values[_PATH_KEYS[key]] = (base_dir / _string(key, value)).resolve()
         elif key == "HotFolders":
             values["hot_folders"] = _hot_folders(key, value, base_dir)
+        elif key in _SCRIPT_KEYS:
+            attr = "lua_scripts" if key == "LuaScripts" else "python_scripts"
+            values[attr] = values.get(attr, ()) + _script_paths(key, value, base_dir)
         elif key in KNOWN_ORTHANC_KEYS:
             log.info('configuration key "%s" is not implemented by dicomd; ignored', key)
         else:

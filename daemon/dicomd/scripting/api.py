@@ -6,12 +6,13 @@ the language. Actions call the core directly; ``rest`` reaches the REST API in p
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pydicom.uid
 
-from ..errors import NotImplementedFeature, UnknownResource
+from ..errors import BadRequest, NotImplementedFeature, UnknownResource
 from ..model import Level, Resource
 
 if TYPE_CHECKING:
@@ -101,7 +102,13 @@ class ScriptApi:
         return self._daemon.resources.delete(resource.level, public_id)
 
     def set_stable_status(self, public_id: str, stable: bool) -> bool:
-        raise NotImplementedFeature("SetStableStatus is not supported yet")
+        """Make a series, study or patient stable at once (its Stable* event fires) or
+        unstable again for ``StableAge`` seconds; whether its status changed."""
+        resource = self.resource(public_id)
+        if resource.level is Level.INSTANCE:
+            raise BadRequest("Only series, studies and patients have a stable status")
+        deadline = time.time() + self._daemon.config.stable_age
+        return self._daemon.index.set_stable(resource, stable, deadline)
 
     def forward(self, public_id: str, peer: str) -> str:
         """Queue the sending of a resource to an Orthanc peer; returns the job's ID."""

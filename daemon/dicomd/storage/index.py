@@ -205,6 +205,11 @@ class Index(ABC):
         ``exclude``."""
 
     @abstractmethod
+    def set_stable(self, resource: Resource, stable: bool, deadline: float) -> bool:
+        """Force a series, study or patient stable now (logging its Stable* change) or
+        unstable until ``deadline``; whether its status changed."""
+
+    @abstractmethod
     def is_protected(self, patient: Resource) -> bool: ...
 
     @abstractmethod

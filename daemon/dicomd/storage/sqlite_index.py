@@ -378,6 +378,32 @@ class SQLiteIndex(SQLiteAnnotations, Index):
         ).fetchall()
         return [_resource(r) for r in rows]
 
+    def set_stable(self, resource: Resource, stable: bool, deadline: float) -> bool:
+        with self._transaction() as db:
+            self._require(db, resource)
+            waiting = db.execute(
+                "SELECT 1 FROM unstable WHERE id = ?", (resource.internal_id,)
+            ).fetchone()
+            if stable:
+                if not waiting:
+                    return False
+                db.execute("DELETE FROM unstable WHERE id = ?", (resource.internal_id,))
+                self._log_change(
+                    db,
+                    _STABLE_CHANGE[resource.level],
+                    resource.internal_id,
+                    resource.level,
+                    resource.public_id,
+                    now_iso(),
+                )
+                return True
+            db.execute(
+                "INSERT INTO unstable (id, deadline) VALUES (?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET deadline = excluded.deadline",
+                (resource.internal_id, deadline),
+            )
+            return not waiting
+
     def is_protected(self, patient: Resource) -> bool:
         row = self._reader.execute(
             "SELECT protected FROM patients WHERE id = ?", (patient.internal_id,)
