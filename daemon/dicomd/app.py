@@ -16,6 +16,8 @@ from .errors import StorageInUse
 from .events import EventSource, Filters
 from .ingest import IngestPipeline
 from .metadata import MetadataService
+from .peers.jobs import JobEngine
+from .peers.registry import PeerRegistry
 from .processes import HelperProcesses
 from .recycling import Recycler
 from .registry import MetadataNames
@@ -81,6 +83,10 @@ class Daemon:
         self.scheduler = Scheduler()
         recycler = Recycler(self.resources, metadata_names, self.filters)
         self.ingest = IngestPipeline(config, self.store, self.index, recycler, self.filters)
+        self.peers = PeerRegistry(config, self.index)
+        self.jobs = JobEngine(
+            self.index, self.resources, self.peers, config.concurrent_jobs, config.jobs_history_size
+        )
         self.attachments = AttachmentService(self.index, self.store, self.resources, config)
         self._http: HttpServer | None = None
         self._helpers: HelperProcesses | None = None
@@ -136,6 +142,7 @@ class Daemon:
             self.stability.start()
             self.events.start()
             self.scheduler.start()
+            self.jobs.start()
             log.info("dicomd listening on http://%s:%d", config.bind_address, self.http_port)
             self._start_hot_folders()
 
@@ -180,6 +187,7 @@ class Daemon:
             except Exception:
                 log.exception("stopping a script engine failed")
         self._script_engines = []
+        self.jobs.stop()
         self.scheduler.stop()
         self.stability.stop()
         self.events.stop()

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import BadRequest, ConfigError
+from .peers.definition import Peer, parse_peer
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,6 @@ KNOWN_ORTHANC_KEYS = frozenset(
         "DeflatedTransferSyntaxAccepted",
         "HttpServerEnabled",
         "HttpCompressionEnabled",
-        "HttpTimeout",
         "HttpProxy",
         "HttpVerbose",
         "HttpsVerifyPeers",
@@ -71,10 +71,7 @@ KNOWN_ORTHANC_KEYS = frozenset(
         "LoadPrivateDictionary",
         "Dictionary",
         "SynchronousCMove",
-        "JobsHistorySize",
         "SaveJobs",
-        "ConcurrentJobs",
-        "OrthancPeers",
         "OrthancPeersInDatabase",
         "OrthancExplorerEnabled",
         "WebDavEnabled",
@@ -87,7 +84,6 @@ KNOWN_ORTHANC_KEYS = frozenset(
         "MaximumStorageCacheSize",
         "RestApiWriteToFileSystemEnabled",
         "Plugins",
-        "ConcurrentJobs",
         "DicomWeb",
         "Worklists",
         "PythonVerbose",
@@ -164,6 +160,11 @@ class Config:
     lua_heartbeat_period: int = 0  # seconds; 0: no OnHeartBeat
     execute_lua_enabled: bool = False
     python_scripts: tuple[Path, ...] = ()  # PythonScripts, PythonScript and Python.Path
+    orthanc_peers: Mapping[str, Peer] = field(default_factory=dict)
+    http_timeout: int = 60  # seconds, for requests to peers
+    peer_max_retries: int = 20
+    concurrent_jobs: int = 2
+    jobs_history_size: int = 10
     # The raw configuration as read (for GetOrthancConfiguration() and friends) and the
     # folder its relative paths resolve against, so another process can rebuild it.
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -318,6 +319,10 @@ _SCALAR_KEYS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "MaximumStorageMode": ("maximum_storage_mode", _storage_mode),
     "LuaHeartBeatPeriod": ("lua_heartbeat_period", _count),
     "ExecuteLuaEnabled": ("execute_lua_enabled", _bool),
+    "HttpTimeout": ("http_timeout", _positive_int),
+    "PeerMaxRetries": ("peer_max_retries", _count),
+    "ConcurrentJobs": ("concurrent_jobs", _positive_int),
+    "JobsHistorySize": ("jobs_history_size", _count),
 }
 _PATH_KEYS = {"StorageDirectory": "storage_directory", "IndexDirectory": "index_directory"}
 
@@ -325,8 +330,23 @@ _PATH_KEYS = {"StorageDirectory": "storage_directory", "IndexDirectory": "index_
 _SCRIPT_KEYS = ("LuaScripts", "PythonScripts", "PythonScript", "Python")
 
 IMPLEMENTED_KEYS = (
-    frozenset(_SCALAR_KEYS) | frozenset(_PATH_KEYS) | {"HotFolders"} | frozenset(_SCRIPT_KEYS)
+    frozenset(_SCALAR_KEYS)
+    | frozenset(_PATH_KEYS)
+    | {"HotFolders", "OrthancPeers"}
+    | frozenset(_SCRIPT_KEYS)
 )
+
+
+def _peers(key: str, value: Any, timeout: int, max_retries: int) -> dict[str, Peer]:
+    if not isinstance(value, dict):
+        raise ConfigError(f'"{key}" must be an object mapping peer names to definitions')
+    try:
+        return {
+            name: parse_peer(name, spec, timeout=timeout, max_retries=max_retries)
+            for name, spec in value.items()
+        }
+    except BadRequest as exc:
+        raise ConfigError(f'"{key}": {exc.details}') from None
 
 
 def _script_paths(key: str, value: Any, base_dir: Path) -> tuple[Path, ...]:
@@ -454,6 +474,8 @@ def build_config(data: Mapping[str, Any], base_dir: Path) -> Config:
             values[_PATH_KEYS[key]] = (base_dir / _string(key, value)).resolve()
         elif key == "HotFolders":
             values["hot_folders"] = _hot_folders(key, value, base_dir)
+        elif key == "OrthancPeers":
+            pass  # below, once HttpTimeout and PeerMaxRetries are known
         elif key in _SCRIPT_KEYS:
             attr = "lua_scripts" if key == "LuaScripts" else "python_scripts"
             values[attr] = values.get(attr, ()) + _script_paths(key, value, base_dir)
@@ -462,6 +484,13 @@ def build_config(data: Mapping[str, Any], base_dir: Path) -> Config:
         else:
             log.warning('unknown configuration key "%s" ignored', key)
 
+    if "OrthancPeers" in data:
+        values["orthanc_peers"] = _peers(
+            "OrthancPeers",
+            data["OrthancPeers"],
+            values.get("http_timeout", Config.http_timeout),
+            values.get("peer_max_retries", Config.peer_max_retries),
+        )
     if "storage_directory" not in values:
         values["storage_directory"] = (base_dir / Config.storage_directory).resolve()
     if "index_directory" not in values:

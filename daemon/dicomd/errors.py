@@ -68,6 +68,14 @@ class InexistentItem(DicomdError):
     http_status = 404
 
 
+class NetworkProtocol(DicomdError):
+    """A peer could not be reached, or answered an error."""
+
+    orthanc_code = 9
+    orthanc_message = "Error in the network protocol"
+    http_status = 500
+
+
 class BadRequest(DicomdError):
     orthanc_code = 8
     orthanc_message = "Bad request"

@@ -202,3 +202,18 @@ class Resource:
     public_id: str
     parent_public_id: str | None
     main_tags: dict[str, str]
+
+
+@dataclass
+class JobRecord:
+    """A job as the index keeps it; ``data`` is the job type's own state (JSON)."""
+
+    id: str
+    type: str
+    state: str  # Pending, Running, Success, Failure, Paused, Retry
+    priority: int
+    created: float
+    data: dict[str, Any]
+    completed: float | None = None
+    next_attempt: float = 0.0
+    control: str | None = None  # "pause" or "cancel", asked while Running

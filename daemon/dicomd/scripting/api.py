@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pydicom.uid
 
-from ..errors import BadRequest, NotImplementedFeature, UnknownResource
+from ..errors import BadRequest, UnknownResource
 from ..model import Level, Resource
 
 if TYPE_CHECKING:
@@ -111,8 +111,9 @@ class ScriptApi:
         return self._daemon.index.set_stable(resource, stable, deadline)
 
     def forward(self, public_id: str, peer: str) -> str:
-        """Queue the sending of a resource to an Orthanc peer; returns the job's ID."""
-        raise NotImplementedFeature("Sending to peers is not supported yet")
+        """Queue the sending of a resource (any level) to an Orthanc peer, through a
+        durable job with retries; returns the job's ID."""
+        return self._daemon.jobs.submit_store(peer, [public_id], description=self.origin).id
 
     # -- REST and tools --------------------------------------------------------------------
     def rest(

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..model import Change, InstanceRecord, Level, Resource, StoreOutcome
+from ..model import Change, InstanceRecord, JobRecord, Level, Resource, StoreOutcome
 from .store import FileInfo
 
 # Called inside a write transaction with the current (revision, MD5 of the value) of a
@@ -129,6 +129,40 @@ class Index(ABC):
     @abstractmethod
     def prune_events(self, delivered: int) -> int:
         """Forget hidden events up to ``delivered``, which every handler has seen."""
+
+    # -- peers and jobs --------------------------------------------------------------------
+    @abstractmethod
+    def peer_overrides(self) -> dict[str, dict[str, Any] | None]:
+        """Peers defined (a definition) or deleted (None) at run time."""
+
+    @abstractmethod
+    def save_peer(self, name: str, definition: dict[str, Any] | None) -> None: ...
+
+    @abstractmethod
+    def save_job(self, job: JobRecord) -> None:
+        """Create or update a job."""
+
+    @abstractmethod
+    def get_job(self, job_id: str) -> JobRecord | None: ...
+
+    @abstractmethod
+    def list_jobs(self) -> list[JobRecord]: ...
+
+    @abstractmethod
+    def claim_job(self, now: float, skip_peers: Iterable[str]) -> JobRecord | None:
+        """Atomically take the most urgent due job and mark it Running."""
+
+    @abstractmethod
+    def set_job_control(self, job_id: str, control: str | None) -> None: ...
+
+    @abstractmethod
+    def delete_job(self, job_id: str) -> None: ...
+
+    @abstractmethod
+    def requeue_running_jobs(self) -> int: ...
+
+    @abstractmethod
+    def trim_job_history(self, keep: int) -> None: ...
 
     # -- reads -----------------------------------------------------------------------------
     @abstractmethod

@@ -13,6 +13,7 @@ from .sqlite_db import (
     file_info_from_row,
 )
 from .sqlite_events import SQLiteEvents
+from .sqlite_jobs import SQLiteJobs
 from .store import FileInfo
 
 
@@ -27,7 +28,7 @@ def _md5(text: str) -> str:
     return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
 
 
-class SQLiteAnnotations(SQLiteEvents):
+class SQLiteAnnotations(SQLiteEvents, SQLiteJobs):
     # -- metadata, attachments, protection, change log -------------------------------------
     def _log_update(
         self, db: sqlite3.Connection, change_type: ChangeType, resource: Resource

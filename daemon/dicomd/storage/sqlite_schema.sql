@@ -78,6 +78,28 @@ CREATE TABLE IF NOT EXISTS handler_failures (
     date         TEXT    NOT NULL
 );
 
+-- Peers added, changed or deleted at run time (PUT / DELETE /peers/{name}), over the ones of
+-- the configuration file; definition NULL: deleted.
+CREATE TABLE IF NOT EXISTS peers (
+    name        TEXT PRIMARY KEY,
+    definition  TEXT
+) WITHOUT ROWID;
+
+-- Jobs (forwarding to peers...). A worker claims a Pending or Retry job whose next_attempt
+-- has come by setting it Running in a transaction; a restart puts Running jobs back.
+CREATE TABLE IF NOT EXISTS jobs (
+    id            TEXT    PRIMARY KEY,
+    type          TEXT    NOT NULL,
+    state         TEXT    NOT NULL,
+    priority      INTEGER NOT NULL DEFAULT 0,
+    created       REAL    NOT NULL,
+    completed     REAL,
+    next_attempt  REAL    NOT NULL DEFAULT 0,
+    control       TEXT,  -- a pause or cancel asked while Running
+    data          TEXT    NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(state, next_attempt);
+
 -- Files whose rows were deleted and that are not yet confirmed unlinked.
 CREATE TABLE IF NOT EXISTS file_deletions (
     uuid TEXT PRIMARY KEY
