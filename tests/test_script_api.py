@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from dicomd.scripting.actions import ACTION_KINDS
 from dicomd.scripting.api import ScriptApi
 
 from dicomfactory import make_dicom
@@ -91,3 +92,43 @@ def test_http_filters(make_daemon) -> None:
     assert calls[0] == ("GET", "/system", "127.0.0.1", "", "1")
     # Scripts' own in-process calls are not filtered.
     assert ScriptApi(daemon, "Lua").rest("POST", "/instances", make_dicom()).ok
+
+
+def test_actions_are_recorded_and_dry_runs_change_nothing(make_daemon) -> None:
+    from dicomd.scripting.actions import ActionLog
+    from storefiles import stored_files
+
+    daemon, client = make_daemon(UserMetadata={"Route": 1024}, OrthancPeers={"p": ["http://x/"]})
+    a = client.post("/instances", data=make_dicom()).json()
+    api = ScriptApi(daemon, "Lua")
+    daemon.action_log = ActionLog(dry={"forward", "delete"})
+    api.set_metadata(a["ID"], "Route", "pacs")
+    assert api.forward(a["ParentStudy"], "p") == "dry-run"
+    api.delete(a["ParentPatient"])
+    kinds = [(x.kind, x.target, x.executed) for x in daemon.action_log.actions()]
+    assert kinds == [
+        ("set-metadata", a["ID"], True),
+        ("forward", a["ParentStudy"], False),
+        ("delete", a["ParentPatient"], False),
+    ]
+    assert client.get("/jobs").json() == []
+    assert client.get("/patients").json() == [a["ParentPatient"]]
+
+    daemon.action_log = ActionLog(dry=ACTION_KINDS)
+    before = stored_files(daemon.config.storage_directory)
+    changes = client.get("/changes").json()["Last"]
+    api.set_metadata(a["ID"], "Route", "other")
+    api.add_attachment(a["ID"], "1030", b"x")
+    api.set_protected(a["ParentPatient"], True)
+    assert api.rest("PUT", f"/instances/{a['ID']}/metadata/Route", b"rest").ok
+    assert json.loads(api.rest("GET", "/statistics").body)["CountInstances"] == 1
+    assert client.get(f"/instances/{a['ID']}/metadata/Route").text == "pacs"
+    assert client.get(f"/patients/{a['ParentPatient']}/protected").text == "0"
+    assert stored_files(daemon.config.storage_directory) == before
+    assert client.get("/changes").json()["Last"] == changes
+    assert [x.kind for x in daemon.action_log.actions()] == [
+        "set-metadata",
+        "add-attachment",
+        "protect",
+        "rest",
+    ]

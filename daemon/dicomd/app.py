@@ -23,6 +23,7 @@ from .recycling import Recycler
 from .registry import MetadataNames
 from .resources import ResourceService
 from .scheduler import Scheduler
+from .scripting.actions import ActionLog
 from .scripting.loader import ScriptEngine, start_engines
 from .stability import StabilityMonitor
 from .storage.index import Index
@@ -94,6 +95,8 @@ class Daemon:
         self._app_lock = threading.Lock()
         self._hot_folders: HotFolders | None = None
         self._script_engines: list[ScriptEngine] = []
+        # What scripts do, when a tool asks for a record of it (test-script, replay).
+        self.action_log: ActionLog | None = None
         if role == "main":
             self._recover()
             self._owner_lock.shared()

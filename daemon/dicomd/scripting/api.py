@@ -46,6 +46,13 @@ class ScriptApi:
         self._daemon = daemon
         self.origin = origin
 
+    def _act(self, kind: str, target: str, **details: Any) -> bool:
+        """Record an action when the daemon keeps a log of them; whether to carry it out."""
+        actions = self._daemon.action_log
+        if actions is None:
+            return True
+        return actions.record(kind, target, self.origin, details)
+
     # -- lookups ---------------------------------------------------------------------------
     def resource(self, public_id: str) -> Resource:
         """The resource with this Orthanc ID, at whatever level; 404 if unknown."""
@@ -71,6 +78,8 @@ class ScriptApi:
     # Scripts write unconditionally: CheckRevisions protects HTTP clients from each other.
     def set_metadata(self, public_id: str, name: str, value: str) -> None:
         resource = self.resource(public_id)
+        if not self._act("set-metadata", public_id, name=name, value=value):
+            return
         self._daemon.metadata.set(
             resource.level, public_id, name, value, None, check_revisions=False
         )
@@ -78,6 +87,8 @@ class ScriptApi:
     def delete_metadata(self, public_id: str, name: str) -> bool:
         """False if the resource did not have it."""
         resource = self.resource(public_id)
+        if not self._act("delete-metadata", public_id, name=name):
+            return self.get_metadata(public_id, name) is not None
         try:
             self._daemon.metadata.delete(
                 resource.level, public_id, name, None, check_revisions=False
@@ -89,16 +100,21 @@ class ScriptApi:
     def add_attachment(self, public_id: str, name: str, data: bytes) -> None:
         """Attach (or replace) a user attachment."""
         resource = self.resource(public_id)
+        if not self._act("add-attachment", public_id, name=name, size=len(data)):
+            return
         self._daemon.attachments.put(
             resource.level, public_id, name, [data], len(data), None, check_revisions=False
         )
 
     # -- resources -------------------------------------------------------------------------
     def set_protected(self, patient_id: str, protected: bool) -> None:
-        self._daemon.resources.set_protected(patient_id, protected)
+        if self._act("protect" if protected else "unprotect", patient_id):
+            self._daemon.resources.set_protected(patient_id, protected)
 
     def delete(self, public_id: str) -> dict[str, Any]:
         resource = self.resource(public_id)
+        if not self._act("delete", public_id, level=resource.level.title):
+            return {"RemainingAncestor": None}
         return self._daemon.resources.delete(resource.level, public_id)
 
     def set_stable_status(self, public_id: str, stable: bool) -> bool:
@@ -107,12 +123,17 @@ class ScriptApi:
         resource = self.resource(public_id)
         if resource.level is Level.INSTANCE:
             raise BadRequest("Only series, studies and patients have a stable status")
+        if not self._act("set-stable", public_id, stable=stable):
+            return True
         deadline = time.time() + self._daemon.config.stable_age
         return self._daemon.index.set_stable(resource, stable, deadline)
 
     def forward(self, public_id: str, peer: str) -> str:
         """Queue the sending of a resource (any level) to an Orthanc peer, through a
         durable job with retries; returns the job's ID."""
+        self._daemon.peers.get(peer)  # an unknown peer is an error even in a dry run
+        if not self._act("forward", public_id, peer=peer):
+            return "dry-run"
         return self._daemon.jobs.submit_store(peer, [public_id], description=self.origin).id
 
     # -- REST and tools --------------------------------------------------------------------
@@ -123,7 +144,12 @@ class ScriptApi:
         body: bytes = b"",
         headers: dict[str, str] | None = None,
     ) -> RestAnswer:
-        """Call the daemon's REST API in process (no socket, no authentication)."""
+        """Call the daemon's REST API in process (no socket, no authentication). Calls that
+        may change something are actions; in a dry run they answer 200 with ``{}``."""
+        if method.upper() != "GET" and not self._act(
+            "rest", uri, method=method.upper(), size=len(body)
+        ):
+            return RestAnswer(200, b"{}", {"Content-Type": "application/json"})
         return self._daemon.rest_client().call(method, uri, body, headers, self.origin)
 
     @staticmethod
