@@ -121,9 +121,11 @@ class ScriptApi:
         uri: str,
         body: bytes = b"",
         headers: dict[str, str] | None = None,
+        builtin: bool = False,
     ) -> RestAnswer:
-        """Call the daemon's REST API in process (no socket, no authentication)."""
-        return self._daemon.rest_client().call(method, uri, body, headers, self.origin)
+        """Call the daemon's REST API in process (no socket, no authentication);
+        ``builtin``: without the routes that scripts added."""
+        return self._daemon.rest_client().call(method, uri, body, headers, self.origin, builtin)
 
     @staticmethod
     def generate_uid(level: str = "instance") -> str:
