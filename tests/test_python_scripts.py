@@ -12,7 +12,7 @@ import pytest
 from dicomfactory import make_dicom, make_series
 from pyscripts import failures, results, write_script
 
-NATIVE = '''
+NATIVE = """
 import contextvars
 import dicomd.script as dicomd
 
@@ -107,7 +107,7 @@ def in_thread(request):
     worker.start()
     worker.join()
     return {"uid": out[0]}
-'''
+"""
 
 
 def test_native_api(make_daemon, tmp_path: Path) -> None:
@@ -120,9 +120,10 @@ def test_native_api(make_daemon, tmp_path: Path) -> None:
         UserContentType={"report": 1025},
     )
     assert ["started"] in results(client)
-    assert client.post("/instances", data=make_dicom(patient_id="REJECT")).json()[
-        "Status"
-    ] == "FilteredOut"
+    assert (
+        client.post("/instances", data=make_dicom(patient_id="REJECT")).json()["Status"]
+        == "FilteredOut"
+    )
     stored = [client.post("/instances", data=d).json() for d in make_series(2)]
     instance = stored[0]["ID"]
 
@@ -134,7 +135,11 @@ def test_native_api(make_daemon, tmp_path: Path) -> None:
 
     wait_for(metadata_done)
     assert client.get(f"/instances/{instance}/attachments/report/data").content == b"PDF"
-    seen = wait_for(lambda: (s := results(client)) and ["stable", "Patient", stored[0]["ParentPatient"]] in s and s)
+    seen = wait_for(
+        lambda: (
+            (s := results(client)) and ["stable", "Patient", stored[0]["ParentPatient"]] in s and s
+        )
+    )
     assert ["stored", "RestApi", "PAT1"] in seen
     assert ["stable", "Series", stored[0]["ParentSeries"]] in seen
     assert ["stable", "Study", stored[0]["ParentStudy"]] in seen
@@ -176,7 +181,7 @@ def test_auth_applies_to_script_routes(make_daemon, tmp_path: Path) -> None:
     assert client.get("/test/results").status_code == 200
 
 
-ERRORS = '''
+ERRORS = """
 import dicomd.script as dicomd
 
 calls = []
@@ -201,7 +206,7 @@ def keep_all(patient_id, tags, metadata):
 @dicomd.route("/test/calls")
 def get_calls(request):
     return calls
-'''
+"""
 
 
 def test_error_paths_and_isolation(make_daemon, tmp_path: Path) -> None:
@@ -258,7 +263,7 @@ def test_hot_reload(make_daemon, tmp_path: Path) -> None:
     wait_for(lambda: client.get(f"/instances/{instance}/metadata/Route").text == "v2")
 
 
-SLOW = '''
+SLOW = """
 import time
 from pathlib import Path
 import dicomd.script as dicomd
@@ -273,7 +278,7 @@ def slow(event):
         time.sleep(60)  # killed in here
     with marks.open("a") as f:
         f.write(f"done {event.resource_id}\\n")
-'''
+"""
 
 
 @pytest.mark.slow

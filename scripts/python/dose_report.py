@@ -29,7 +29,8 @@ def read_dose(event: dicomd.Event) -> None:
     content = tags.get("ContentSequence", [])
     dlp = measurements(content, "DLP")
     ctdi = measurements(content, "Mean CTDIvol")
-    study = dicomd.describe(event.resource_id)["ParentStudy"]
+    series = dicomd.describe(event.resource_id)["ParentSeries"]
+    study = dicomd.describe(series)["ParentStudy"]
     if dlp:
         dicomd.set_metadata(study, "DoseDLP", f"{sum(dlp):g}")
     if ctdi:

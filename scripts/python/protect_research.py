@@ -7,5 +7,6 @@ import dicomd.script as dicomd
 @dicomd.on_stored_instance
 def protect_research(event: dicomd.Event) -> None:
     if "RESEARCH" in event.tags().get("StudyDescription", "").upper():
-        patient = dicomd.describe(event.resource_id)["ParentPatient"]
-        dicomd.protect(patient)
+        patient = dicomd.find("patient", event.tags()["PatientID"])
+        if patient is not None:
+            dicomd.protect(patient)
