@@ -3,12 +3,12 @@ RestOutput, REST access, errors, and calls dicomd cannot honour."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from pyscripts import results, write_script
 
 from conftest import wait_for
 from dicomfactory import make_dicom
-from pyscripts import results, write_script
 
 SCRIPT = """
 import json

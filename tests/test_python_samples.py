@@ -9,9 +9,10 @@ from pathlib import Path
 
 from pydicom.dataset import Dataset
 
+from pyscripts import failures
+
 from conftest import wait_for
 from dicomfactory import make_dataset, make_dicom, make_series, to_bytes
-from pyscripts import failures
 
 SAMPLES = Path(__file__).parent.parent / "scripts" / "python"
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from dicomfactory import make_dicom, make_series
 from pyscripts import failures, results, write_script
+
+from dicomfactory import make_dicom, make_series
 
 NATIVE = """
 import contextvars
