@@ -10,6 +10,7 @@ from flask import Flask
 
 from .auth import install_auth
 from .errors import register_error_handlers
+from .script_routes import install_script_routes
 
 if TYPE_CHECKING:
     from ..app import Daemon
@@ -55,6 +56,7 @@ def create_app(daemon: Daemon) -> Flask:
     app.url_map.strict_slashes = False
     register_error_handlers(app)
     install_auth(app, daemon.config, daemon.filters)
+    install_script_routes(app)  # after auth: script routes share it
     app.register_blueprint(system.blueprint)
     app.register_blueprint(instances.blueprint)
     app.register_blueprint(resources.blueprint)

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from ..scripting.api import RestAnswer
+from ..scripting.routes import ScriptRoutes
+from .script_routes import BUILTIN_KEY, script_routes
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -31,7 +33,9 @@ class InProcessRest:
         body: bytes = b"",
         headers: dict[str, str] | None = None,
         origin: str = "Plugins",
+        builtin: bool = False,
     ) -> RestAnswer:
+        """``builtin``: the built-in API only, without the routes scripts added."""
         path, _, query = uri.partition("?")
         builder = EnvironBuilder(
             path=path or "/",
@@ -42,6 +46,8 @@ class InProcessRest:
         )
         environ = builder.get_environ()
         environ[ORIGIN_KEY] = origin
+        if builtin:
+            environ[BUILTIN_KEY] = True
         app_iter, status, response_headers = run_wsgi_app(self._app.wsgi_app, environ)
         try:
             data = b"".join(app_iter)
@@ -50,3 +56,8 @@ class InProcessRest:
             if close is not None:
                 close()
         return RestAnswer(int(status.split(" ", 1)[0]), data, dict(response_headers.items()))
+
+    @property
+    def script_routes(self) -> ScriptRoutes:
+        """Where scripts add their REST routes (served before the built-in ones)."""
+        return script_routes(self._app)

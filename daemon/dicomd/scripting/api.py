@@ -143,14 +143,16 @@ class ScriptApi:
         uri: str,
         body: bytes = b"",
         headers: dict[str, str] | None = None,
+        builtin: bool = False,
     ) -> RestAnswer:
-        """Call the daemon's REST API in process (no socket, no authentication). Calls that
-        may change something are actions; in a dry run they answer 200 with ``{}``."""
+        """Call the daemon's REST API in process (no socket, no authentication);
+        ``builtin``: without the routes that scripts added. Calls that may change something
+        are actions; in a dry run they answer 200 with ``{}``."""
         if method.upper() != "GET" and not self._act(
             "rest", uri, method=method.upper(), size=len(body)
         ):
             return RestAnswer(200, b"{}", {"Content-Type": "application/json"})
-        return self._daemon.rest_client().call(method, uri, body, headers, self.origin)
+        return self._daemon.rest_client().call(method, uri, body, headers, self.origin, builtin)
 
     @staticmethod
     def generate_uid(level: str = "instance") -> str:
