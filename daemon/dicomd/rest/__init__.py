@@ -36,7 +36,7 @@ class _NormalisePath:
 
 def create_app(daemon: Daemon) -> Flask:
     """The Flask application serving ``daemon``'s REST API."""
-    from . import attachments, changes, events, instances, metadata, resources, system
+    from . import attachments, changes, events, instances, metadata, resources, scripts, system
 
     app = Flask("dicomd")
     app.config["DESCRIBE_ERRORS"] = daemon.config.http_describe_errors
@@ -52,5 +52,6 @@ def create_app(daemon: Daemon) -> Flask:
     app.register_blueprint(attachments.blueprint)
     app.register_blueprint(changes.blueprint)
     app.register_blueprint(events.blueprint)
+    app.register_blueprint(scripts.blueprint)
     app.wsgi_app = _NormalisePath(app.wsgi_app)  # type: ignore[method-assign]
     return app
