@@ -159,6 +159,11 @@ class Daemon:
         hot_folders.start()
         self._hot_folders = hot_folders
 
+    @property
+    def script_engines(self) -> list[ScriptEngine]:
+        """The running script engines (the REST API's execute-script finds Lua's here)."""
+        return list(self._script_engines)
+
     def _flask_app(self) -> Any:
         with self._app_lock:
             if self._app is None:

@@ -44,6 +44,13 @@ class StorageInUse(DicomdError):
     """Another daemon already runs on this storage."""
 
 
+class CannotExecuteLua(DicomdError):
+    """A Lua script failed; the message names the script and the line."""
+
+    orthanc_code = 2031
+    orthanc_message = "Cannot execute a Lua command"
+
+
 class NotImplementedFeature(DicomdError):
     orthanc_code = 2
     orthanc_message = "Not implemented yet"

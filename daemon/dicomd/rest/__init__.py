@@ -46,6 +46,7 @@ def create_app(daemon: Daemon) -> Flask:
         metadata,
         peers,
         resources,
+        scripts,
         system,
     )
 
@@ -66,5 +67,6 @@ def create_app(daemon: Daemon) -> Flask:
     app.register_blueprint(events.blueprint)
     app.register_blueprint(peers.blueprint)
     app.register_blueprint(jobs.blueprint)
+    app.register_blueprint(scripts.blueprint)
     app.wsgi_app = _NormalisePath(app.wsgi_app)  # type: ignore[method-assign]
     return app
