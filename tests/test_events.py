@@ -205,3 +205,16 @@ def test_periodic_jobs_run_and_survive_errors(make_daemon) -> None:
     count = len(ticks)
     time.sleep(0.5)
     assert len(ticks) <= count + 1
+
+
+def test_every_process_reports_the_handlers(daemon_process, tmp_path: Path) -> None:
+    import requests
+
+    output = tmp_path / "delivered.txt"
+    proc = daemon_process(HttpProcesses=2).start(program=[RECORDER, str(output)])
+    proc.client().post("/instances", data=make_dicom())
+    wait_for(lambda: output.exists() and len(output.read_text().splitlines()) == 4)
+    for _ in range(12):  # fresh connections land on either process
+        status = requests.get(proc.url + "/events", timeout=10).json()
+        assert [h["Name"] for h in status["Handlers"]] == ["recorder"]
+    proc.kill()

@@ -83,7 +83,9 @@ class Daemon:
         self.stability = StabilityMonitor(self.index, lambda _changes: self.events.wake())
         self.scheduler = Scheduler()
         recycler = Recycler(self.resources, metadata_names, self.filters)
-        self.ingest = IngestPipeline(config, self.store, self.index, recycler, self.filters)
+        self.ingest = IngestPipeline(
+            config, self.store, self.index, recycler, self.filters, self.events.wake
+        )
         self.peers = PeerRegistry(config, self.index)
         self.jobs = JobEngine(
             self.index, self.resources, self.peers, config.concurrent_jobs, config.jobs_history_size

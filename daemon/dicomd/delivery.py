@@ -197,20 +197,25 @@ class Dispatcher:
         self.index.prune_events(delivered)
 
     def status(self) -> dict[str, Any]:
-        """Per handler: position, backlog, delivered and failed counts (``GET /events``)."""
+        """Per handler: position, backlog and failures (``GET /events``). It reads the
+        positions from the index, so every process of the daemon answers the same; only
+        the main process adds the handlers it runs and its live counts."""
         last = self.index.last_change_seq()
+        positions = self.index.handler_positions()
+        failures = self.index.handler_failure_counts()
         with self._lock:
-            workers = list(self._workers.values())
-        return {
-            "Last": last,
-            "Handlers": [
-                {
-                    "Name": w.handler.name,
-                    "Position": w.position,
-                    "Backlog": max(last - w.position, 0),
-                    "Delivered": w.delivered,
-                    "Failed": w.failed,
-                }
-                for w in workers
-            ],
-        }
+            workers = dict(self._workers)
+        handlers = []
+        for name in sorted(set(positions) | set(workers)):
+            worker = workers.get(name)
+            position = worker.position if worker else positions[name]
+            entry: dict[str, Any] = {
+                "Name": name,
+                "Position": position,
+                "Backlog": max(last - position, 0),
+                "Failed": failures.get(name, 0),
+            }
+            if worker is not None:
+                entry["Delivered"] = worker.delivered
+            handlers.append(entry)
+        return {"Last": last, "Handlers": handlers}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -99,12 +100,14 @@ class IngestPipeline:
         index: Index,
         recycler: Recycler | None = None,
         filters: Filters | None = None,
+        on_stored: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.index = index
         self.recycler = recycler
         self.filters = filters
+        self.on_stored = on_stored  # new events are in the log: handlers need not wait to poll
         self.limits = StorageLimits(
             config.maximum_storage_size * MEGABYTE, config.maximum_patient_count
         )
@@ -140,6 +143,8 @@ class IngestPipeline:
             self.store.settle(files, committed=False)
             return IngestResult(outcome.status, parsed.ids)
         self.store.settle(files, committed=True)
+        if self.on_stored is not None:
+            self.on_stored()
         if outcome.removed_files:
             self.store.remove(outcome.removed_files)
             self.index.forget_files(outcome.removed_files)

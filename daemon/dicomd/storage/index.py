@@ -214,6 +214,10 @@ class Index(ABC):
     def handler_positions(self) -> dict[str, int]: ...
 
     @abstractmethod
+    def handler_failure_counts(self) -> dict[str, int]:
+        """How many events each handler gave up on, over all time."""
+
+    @abstractmethod
     def handler_failures(self, since: int = 0, limit: int = 100) -> list[HandlerFailure]: ...
 
     @abstractmethod

@@ -89,6 +89,13 @@ class SQLiteEvents(SQLiteDatabase):
             for r in rows
         ]
 
+    def handler_failure_counts(self) -> dict[str, int]:
+        return dict(
+            self._reader.execute(
+                "SELECT handler, COUNT(*) FROM handler_failures GROUP BY handler"
+            ).fetchall()
+        )
+
     def prune_events(self, delivered: int) -> int:
         """Delete hidden events every handler has seen (``seq <= delivered``)."""
         with self._transaction() as db:
