@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import warnings
 from typing import TYPE_CHECKING, Any
@@ -125,20 +124,22 @@ class Daemon:
             raise RuntimeError("the HTTP server is not running")
         return self._http.port
 
-    def start(self, listening: socket.socket | None = None) -> None:
-        """Start serving HTTP; returns once the port is bound. A helper serves the
-        ``listening`` socket its main process bound."""
+    def start(self) -> None:
+        """Start serving HTTP; returns once the port is bound. With several processes,
+        each binds its own socket to the port (``SO_REUSEPORT``), so that the kernel
+        spreads connections over them."""
         from .rest.server import HttpServer
 
         app = self._flask_app()
         config = self.config
+        shared = config.process_count > 1
         self._http = HttpServer(
-            app, config.bind_address, config.http_port, config.http_threads_count, listening
+            app, config.bind_address, config.http_port, config.http_threads_count, shared
         )
         self._http.bind()
         if self.role == "main" and config.process_count > 1:
             # Helpers first, so that once the daemon answers, all its processes exist.
-            self._helpers = HelperProcesses(config, self._http.socket, config.process_count - 1)
+            self._helpers = HelperProcesses(config, self._http.port, config.process_count - 1)
             self._helpers.start()
         # Scripts before the first request, so that their filters see every request.
         self._script_engines = start_engines(self)

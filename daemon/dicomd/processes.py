@@ -10,10 +10,10 @@ by ``kill -9``, the pipe closes and the helper stops.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,25 +28,23 @@ log = logging.getLogger(__name__)
 class HelperProcesses:
     """The helper processes of one daemon."""
 
-    def __init__(self, config: Config, listening: socket.socket, count: int) -> None:
+    def __init__(self, config: Config, port: int, count: int) -> None:
         self._config = config
-        self._socket = listening
+        self._port = port
         self._count = count
         self._procs: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> None:
-        fd = self._socket.fileno()
-        message = (
-            json.dumps(
-                {"raw": dict(self._config.raw), "base_dir": str(self._config.base_dir), "fd": fd}
-            ).encode()
-            + b"\n"
-        )
+        request = {
+            "raw": dict(self._config.raw),
+            "base_dir": str(self._config.base_dir),
+            "port": self._port,  # the main process's, even when the configuration says 0
+        }
+        message = json.dumps(request).encode() + b"\n"
         for _ in range(self._count):
             proc = subprocess.Popen(
                 [sys.executable, "-m", "dicomd", "serve-helper"],
                 stdin=subprocess.PIPE,
-                pass_fds=(fd,),
             )
             assert proc.stdin is not None
             proc.stdin.write(message)
@@ -83,7 +81,7 @@ def run_helper(stdin: IO[bytes]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
     request: dict[str, Any] = json.loads(stdin.readline())
     config = build_config(request["raw"], Path(request["base_dir"]))
-    listening = socket.socket(fileno=int(request["fd"]))
+    config = dataclasses.replace(config, http_port=int(request["port"]))
     daemon = Daemon(config, role="helper")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -93,7 +91,7 @@ def run_helper(stdin: IO[bytes]) -> int:
         stop.set()
 
     threading.Thread(target=watch_parent, name="parent-watch", daemon=True).start()
-    daemon.start(listening=listening)
+    daemon.start()
     stop.wait()
-    daemon.stop()  # also closes this process's copy of the listening socket
+    daemon.stop()
     return 0

@@ -112,24 +112,13 @@ def discard_body(environ: dict[str, Any]) -> None:
             pass
 
 
-class _Server(wsgi.Server):  # type: ignore[misc]
-    """cheroot's server, able to serve a listening socket inherited from another process."""
-
-    inherited: socket.socket | None = None
-
-    def bind(self, family: int, type: int, proto: int = 0) -> socket.socket:
-        if self.inherited is None:
-            return super().bind(family, type, proto)  # type: ignore[no-any-return]
-        self.socket = self.inherited
-        self.bind_addr = self.inherited.getsockname()[:2]
-        return self.inherited
-
-
 class HttpServer:
     """Serves a WSGI app on ``host:port`` from a pool of threads, in the background.
 
-    With ``listening``, it serves an already bound socket instead: one shared by several
-    processes, each accepting connections from it.
+    With ``reuse_port``, the socket is bound with ``SO_REUSEPORT``, so that the other
+    processes of the daemon bind the same port and the kernel shares connections out
+    among them (a socket inherited by all of them would let one process take nearly every
+    connection).
     """
 
     def __init__(
@@ -138,9 +127,9 @@ class HttpServer:
         host: str,
         port: int,
         threads: int,
-        listening: socket.socket | None = None,
+        reuse_port: bool = False,
     ) -> None:
-        self._server = _Server(
+        self._server = wsgi.Server(
             (host, port),
             app,
             numthreads=threads,
@@ -148,8 +137,8 @@ class HttpServer:
             request_queue_size=128,
             timeout=60,
             shutdown_timeout=5,
+            reuse_port=reuse_port,
         )
-        self._server.inherited = listening
         self._server.ConnectionClass = _Connection
         self._thread: threading.Thread | None = None
 
