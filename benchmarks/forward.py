@@ -15,7 +15,7 @@ What it does, for each workload (``--sizes``, default 512x512 and 64x64 pixels):
    benchmark's and shares its cache under ``--workdir``).
 2. Starts a **source** dicomd and a source Orthanc, each with empty storage, and loads the
    workload into both with ``shared/bench/bench_ingest.py`` (1 client; its rate is reported as
-   each server's ingest rate over one connection, which bounds what a peer can receive).
+   each server's ingest rate over one connection, for reference).
 3. For each mode, repetition and pair (dicomd -> dicomd, dicomd -> Orthanc, Orthanc -> Orthanc,
    Orthanc -> dicomd): starts a **fresh target** with empty storage, points the source's peer
    ``target`` at it (``PUT /peers/target``), and times the forward:
@@ -824,9 +824,8 @@ def render(meta: dict[str, Any], rows: list[dict[str, Any]], loads: dict[str, An
         )
     out += [
         "",
-        "For reference, the sources' ingest over one connection (`POST /instances`, 1 client, "
-        "`bench_ingest.py`) while loading them, the rate one forwarding connection could at "
-        "best reach:",
+        "For reference, each source's own ingest over one connection while it was loaded "
+        "(`POST /instances` by `bench_ingest.py`, 1 client, a fresh server: warm-up included):",
         "",
     ]
     for label, per_server in loads.items():
