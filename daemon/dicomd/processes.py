@@ -1,9 +1,10 @@
 """Extra processes serving the REST API, so uploads use every core despite Python's GIL.
 
-The main process binds the listening socket, repairs the store, then starts helpers that
-inherit the socket and accept connections from it; each helper builds its own index
-connections and file store over the same folders and serves the same app. Background work
-(scripts, schedules, hot folders) stays in the main process. A helper reads its
+The main process binds its listening socket (with ``SO_REUSEPORT``), repairs the store, then
+starts helpers that bind their own sockets to the same port, so that the kernel spreads
+connections over the processes; each helper builds its own index connections and file store
+over the same folders and serves the same app. Background work (event delivery, schedules,
+jobs, hot folders) stays in the main process; script filters run in every process. A helper reads its
 configuration from its standard input and then watches it: when the main process exits, even
 by ``kill -9``, the pipe closes and the helper stops.
 """

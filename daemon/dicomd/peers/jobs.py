@@ -48,6 +48,7 @@ def _iso(stamp: float | None) -> str | None:
 
 class JobEngine:
     POLL = 0.2
+    SAVE_INTERVAL = 0.2
 
     def __init__(
         self,
@@ -107,7 +108,7 @@ class JobEngine:
                 "Peer": peer_name,
                 "Description": description,
                 "ParentResources": ids,
-                "Instances": instances,
+                "InstancesCount": len(instances),
                 "Position": 0,
                 "Failed": 0,
                 "Size": 0,
@@ -120,7 +121,7 @@ class JobEngine:
                 "ErrorDetails": "",
             },
         )
-        self.index.save_job(job)
+        self.index.create_job(job, instances)
         self._wake.set()
         return job
 
@@ -243,7 +244,8 @@ class JobEngine:
             self._fail(job, 7, "Inexistent item", str(exc))
             self.index.save_job(job)
             return
-        instances: list[str] = data["Instances"]
+        instances = self.index.job_instances(job.id)
+        saved = time.monotonic()
         while data["Position"] < len(instances):
             if self._stop.is_set():
                 job.state = "Pending"  # resumes at the next start
@@ -255,7 +257,11 @@ class JobEngine:
                 return
             data["Position"] += 1
             data["Attempts"] = 0
-            self.index.save_job(job)
+            # The position is saved every SAVE_INTERVAL: after a crash, the instances sent
+            # since are sent again, which the peer answers AlreadyStored.
+            if time.monotonic() - saved >= self.SAVE_INTERVAL:
+                self.index.save_job(job)
+                saved = time.monotonic()
         job.state = "Success"
         job.completed = time.time()
         self.index.save_job(job)
@@ -264,8 +270,7 @@ class JobEngine:
 
     def _controlled(self, job: JobRecord) -> bool:
         """A pause or cancel asked while the job was running."""
-        current = self.index.get_job(job.id)
-        control = current.control if current else "cancel"
+        control = self.index.job_control(job.id)
         if control is None:
             return False
         job.control = None
@@ -337,7 +342,7 @@ class JobEngine:
         data = job.data
         return {
             "Description": data["Description"],
-            "InstancesCount": len(data["Instances"]),
+            "InstancesCount": data["InstancesCount"],
             "FailedInstancesCount": data["Failed"],
             "Peer": [data["Peer"]],
             "Compress": data["Compress"],
@@ -349,7 +354,7 @@ class JobEngine:
     def describe(self, job: JobRecord) -> dict[str, Any]:
         """``GET /jobs/{id}``."""
         data = job.data
-        total = len(data["Instances"])
+        total = data["InstancesCount"]
         progress = (
             100 if job.state == "Success" else (100 * data["Position"] // total if total else 0)
         )

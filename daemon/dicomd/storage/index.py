@@ -139,8 +139,19 @@ class Index(ABC):
     def save_peer(self, name: str, definition: dict[str, Any] | None) -> None: ...
 
     @abstractmethod
+    def create_job(self, job: JobRecord, instances: list[str]) -> None:
+        """A new job, with the instances it sends (stored once: they never change)."""
+
+    @abstractmethod
+    def job_instances(self, job_id: str) -> list[str]: ...
+
+    @abstractmethod
+    def job_control(self, job_id: str) -> str | None:
+        """A pause or cancel asked while the job runs."""
+
+    @abstractmethod
     def save_job(self, job: JobRecord) -> None:
-        """Create or update a job."""
+        """Update a job's state and small data."""
 
     @abstractmethod
     def get_job(self, job_id: str) -> JobRecord | None: ...

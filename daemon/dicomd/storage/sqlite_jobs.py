@@ -41,21 +41,44 @@ class SQLiteJobs(SQLiteDatabase):
             )
 
     # -- jobs ------------------------------------------------------------------------------
-    def save_job(self, job: JobRecord) -> None:
+    def create_job(self, job: JobRecord, instances: list[str]) -> None:
         with self._transaction() as db:
             db.execute(
-                f"INSERT OR REPLACE INTO jobs ({_JOB_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    job.id,
-                    job.type,
-                    job.state,
-                    job.priority,
-                    job.created,
-                    job.completed,
-                    job.next_attempt,
-                    job.control,
-                    json.dumps(job.data),
-                ),
+                f"INSERT INTO jobs ({_JOB_COLUMNS}, instances) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*self._job_values(job), json.dumps(instances)),
+            )
+
+    def job_instances(self, job_id: str) -> list[str]:
+        row = self._reader.execute("SELECT instances FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return json.loads(row[0]) if row else []
+
+    def job_control(self, job_id: str) -> str | None:
+        """A pause or cancel asked while the job runs ("cancel" if the job is gone)."""
+        row = self._reader.execute("SELECT control FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return row[0] if row else "cancel"
+
+    @staticmethod
+    def _job_values(job: JobRecord) -> tuple[Any, ...]:
+        return (
+            job.id,
+            job.type,
+            job.state,
+            job.priority,
+            job.created,
+            job.completed,
+            job.next_attempt,
+            job.control,
+            json.dumps(job.data),
+        )
+
+    def save_job(self, job: JobRecord) -> None:
+        """Update a job's state (its list of instances is written once, at creation)."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE jobs SET type = ?, state = ?, priority = ?, created = ?, completed = ?, "
+                "next_attempt = ?, control = ?, data = ? WHERE id = ?",
+                (*self._job_values(job)[1:], job.id),
             )
 
     def get_job(self, job_id: str) -> JobRecord | None:

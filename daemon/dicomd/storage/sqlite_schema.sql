@@ -96,7 +96,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     completed     REAL,
     next_attempt  REAL    NOT NULL DEFAULT 0,
     control       TEXT,  -- a pause or cancel asked while Running
-    data          TEXT    NOT NULL
+    data          TEXT    NOT NULL,  -- small: rewritten as the job progresses
+    instances     TEXT    NOT NULL DEFAULT '[]'  -- the instances to send, written once
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(state, next_attempt);
 
