@@ -55,10 +55,15 @@ def make_daemon(tmp_path: Path) -> Iterator[Callable[..., tuple[Daemon, Client]]
         daemon = Daemon(load_config(write_config(folder, **settings)))
         daemon.start()
         started.append(daemon)
-        return daemon, Client(f"http://127.0.0.1:{daemon.http_port}")
+        client = Client(f"http://127.0.0.1:{daemon.http_port}")
+        clients.append(client)
+        return daemon, client
 
     threads_before = set(threading.enumerate())
+    clients: list[Client] = []
     yield start
+    for client in clients:
+        client.close()  # its kept-alive sockets, before the daemons go
     for daemon in started:
         daemon.stop()
     leaked = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]

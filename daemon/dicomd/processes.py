@@ -4,9 +4,9 @@ The main process binds its listening socket (with ``SO_REUSEPORT``), repairs the
 starts helpers that bind their own sockets to the same port, so that the kernel spreads
 connections over the processes; each helper builds its own index connections and file store
 over the same folders and serves the same app. Background work (event delivery, schedules,
-jobs, hot folders) stays in the main process; script filters run in every process. A helper reads its
-configuration from its standard input and then watches it: when the main process exits, even
-by ``kill -9``, the pipe closes and the helper stops.
+jobs, hot folders) stays in the main process; script filters run in every process. A helper
+reads its configuration from its standard input and then watches it: when the main process
+exits, even by ``kill -9``, the pipe closes and the helper stops.
 """
 
 from __future__ import annotations

@@ -112,6 +112,12 @@ def discard_body(environ: dict[str, Any]) -> None:
             pass
 
 
+def _free_port(host: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
 class HttpServer:
     """Serves a WSGI app on ``host:port`` from a pool of threads, in the background.
 
@@ -129,6 +135,8 @@ class HttpServer:
         threads: int,
         reuse_port: bool = False,
     ) -> None:
+        if reuse_port and port == 0:
+            port = _free_port(host)  # cheroot shares only a known port
         self._server = wsgi.Server(
             (host, port),
             app,
