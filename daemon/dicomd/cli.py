@@ -32,6 +32,15 @@ def _parser() -> argparse.ArgumentParser:
     upload.add_argument("--user", help="HTTP Basic user name")
     upload.add_argument("--password", help="HTTP Basic password")
     upload.add_argument("--concurrency", type=int, default=4, help="uploads at once (4)")
+    trial = sub.add_parser(
+        "test-script",
+        help="run Lua or Python scripts on DICOM files in a throwaway daemon and report",
+    )
+    trial.add_argument("scripts", type=Path, nargs="+", metavar="SCRIPT")
+    trial.add_argument("--input", type=Path, nargs="+", required=True, metavar="PATH")
+    trial.add_argument("--config", type=Path, help="a configuration to start from")
+    trial.add_argument("--send", action="store_true", help="really send forwards to peers")
+    trial.add_argument("--json", action="store_true", help="print the report as JSON")
     # Internal: a helper process started by `serve` (configuration on standard input).
     sub.add_parser("serve-helper")
     return parser
@@ -89,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
             except ImportFailed as exc:
                 print(f"dicomd import: {exc}", file=sys.stderr)
                 return 2
+        if args.command == "test-script":
+            from .testscript import main as test_script
+
+            return test_script(args.scripts, args.input, args.config, args.send, args.json)
         if args.command == "check-config":
             config = load_config(args.file)
             print(

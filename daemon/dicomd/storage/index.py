@@ -254,6 +254,10 @@ class Index(ABC):
         ``exclude``."""
 
     @abstractmethod
+    def expire_stability(self) -> None:
+        """Make every waiting resource due now (``dicomd test-script``)."""
+
+    @abstractmethod
     def set_stable(self, resource: Resource, stable: bool, deadline: float) -> bool:
         """Force a series, study or patient stable now (logging its Stable* change) or
         unstable until ``deadline``; whether its status changed."""

@@ -378,6 +378,10 @@ class SQLiteIndex(SQLiteAnnotations, Index):
         ).fetchall()
         return [_resource(r) for r in rows]
 
+    def expire_stability(self) -> None:
+        with self._transaction() as db:
+            db.execute("UPDATE unstable SET deadline = 0")
+
     def set_stable(self, resource: Resource, stable: bool, deadline: float) -> bool:
         with self._transaction() as db:
             self._require(db, resource)
