@@ -36,13 +36,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
-import importlib
 import json
 import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -56,9 +54,19 @@ from typing import Any
 
 import requests
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from benchlib import (
+    NETNS_MARK,
+    PROJECT_ROOT,
+    RunError,
+    dicomd_env,
+    free_port,
+    load_orthanc_ctl,
+    loopback_only,
+    read_tail,
+    reexec_in_netns,
+)
+
 NOOP_DAEMON = PROJECT_ROOT / "benchmarks" / "noop_daemon.py"
-NETNS_MARK = "DICOMD_BENCH_IN_NETNS"
 # Throughput workload: 500 instances per patient (2 studies x 5 series x 50), 64x64 16-bit.
 TP_STUDIES, TP_SERIES, TP_PER_SERIES, TP_SEED = 2, 5, 50, 3
 # Stable-latency workload: one 5-instance series per patient, one patient per sample.
@@ -146,45 +154,6 @@ def ints(text: str) -> list[int]:
     return sorted({int(v) for v in text.split(",") if v.strip()})
 
 
-def reexec_in_netns(in_netns: Path) -> None:
-    """Run this script again inside a loopback-only network namespace (does not return)."""
-    os.environ[NETNS_MARK] = "1"
-    argv = ["sh", str(in_netns), sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]]
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execvp("sh", argv)
-
-
-def loopback_only() -> bool:
-    return [name for _idx, name in socket.if_nameindex()] == ["lo"]
-
-
-def load_orthanc_ctl(bench_dir: Path) -> ModuleType:
-    """Import shared/bench/orthanc_ctl.py (the shared tool, used as is)."""
-    if (
-        not shutil.which(os.environ.get("ORTHANC_BIN", "Orthanc"))
-        and Path("/usr/sbin/Orthanc").exists()
-    ):
-        os.environ["ORTHANC_BIN"] = "/usr/sbin/Orthanc"
-    sys.path.insert(0, str(bench_dir))
-    return importlib.import_module("orthanc_ctl")
-
-
-def dicomd_env() -> dict[str, str]:
-    """Environment for dicomd: the checkout's daemon/ first on PYTHONPATH."""
-    env = dict(os.environ)
-    env.pop(NETNS_MARK, None)
-    parts = [str(PROJECT_ROOT / "daemon"), *filter(None, [env.get("PYTHONPATH")])]
-    env["PYTHONPATH"] = os.pathsep.join(parts)
-    return env
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def ensure_workload(workdir: Path, gen: Path, name: str, gen_args: list[str]) -> Path:
     """Generate a workload once with gen_dicom.py and cache it under WORKDIR/data/."""
     gen_hash = hashlib.sha256(gen.read_bytes()).hexdigest()[:10]
@@ -212,17 +181,6 @@ def ensure_workload(workdir: Path, gen: Path, name: str, gen_args: list[str]) ->
 
 
 # --------------------------------------------------------------------------- servers
-
-
-class RunError(RuntimeError):
-    """A run that could not complete: the message says why (with a log tail)."""
-
-
-def read_tail(path: Path, n: int = 30) -> str:
-    try:
-        return b"\n".join(path.read_bytes().splitlines()[-n:]).decode("utf-8", "replace")
-    except OSError:
-        return ""
 
 
 def session_cpu_seconds(sid: int) -> float:

@@ -32,7 +32,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,7 +42,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from benchlib import PROJECT_ROOT, dicomd_env, free_port
+
 TARGET = 0.8
 PER_SERIES = 250  # files per series; 2 studies x 2 series per patient
 
@@ -90,20 +90,6 @@ def workload(args: argparse.Namespace) -> Path:
 
 def dicom_files(data: Path) -> list[Path]:
     return sorted(p for p in data.rglob("*.dcm"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def dicomd_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(PROJECT_ROOT / "daemon"), *filter(None, [env.get("PYTHONPATH")])]
-    )
-    return env
 
 
 class Dicomd:

@@ -34,14 +34,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
-import importlib
 import json
 import os
 import platform
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -55,8 +53,19 @@ from typing import Any
 
 import requests
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-NETNS_MARK = "DICOMD_BENCH_IN_NETNS"
+from benchlib import (
+    NETNS_MARK,
+    PROJECT_ROOT,
+    RunError,
+    check_dicomd,
+    dicomd_env,
+    free_port,
+    load_orthanc_ctl,
+    loopback_only,
+    read_tail,
+    reexec_in_netns,
+)
+
 SERVERS = ("dicomd", "orthanc")
 SERVER_TITLE = {"dicomd": "dicomd", "orthanc": "Orthanc"}
 SKIPPED = "skipped"
@@ -135,59 +144,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def reexec_in_netns(in_netns: Path) -> None:
-    """Run this script again inside a loopback-only network namespace (does not return)."""
-    os.environ[NETNS_MARK] = "1"
-    argv = ["sh", str(in_netns), sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]]
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execvp("sh", argv)
-
-
-def loopback_only() -> bool:
-    """True when the current network namespace has no interface but loopback."""
-    return [name for _idx, name in socket.if_nameindex()] == ["lo"]
-
-
-def load_orthanc_ctl(bench_dir: Path) -> ModuleType:
-    """Import shared/bench/orthanc_ctl.py (the shared tool, used as is)."""
-    if (
-        not shutil.which(os.environ.get("ORTHANC_BIN", "Orthanc"))
-        and Path("/usr/sbin/Orthanc").exists()
-    ):
-        os.environ["ORTHANC_BIN"] = "/usr/sbin/Orthanc"
-    sys.path.insert(0, str(bench_dir))
-    return importlib.import_module("orthanc_ctl")
-
-
-def dicomd_env() -> dict[str, str]:
-    """Environment for dicomd: the checkout's daemon/ first on PYTHONPATH."""
-    env = dict(os.environ)
-    env.pop(NETNS_MARK, None)
-    daemon_dir = PROJECT_ROOT / "daemon"
-    if daemon_dir.is_dir():
-        parts = [str(daemon_dir), *filter(None, [env.get("PYTHONPATH")])]
-        env["PYTHONPATH"] = os.pathsep.join(parts)
-    return env
-
-
-def check_dicomd(cmd: list[str]) -> str | None:
-    """Return why dicomd cannot run, or None when `import dicomd.cli` works."""
-    if cmd[:3] != [sys.executable, "-m", "dicomd"]:
-        return None  # a custom command: its start will tell
-    probe = subprocess.run(
-        [cmd[0], "-c", "import dicomd.cli"],
-        env=dicomd_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    if probe.returncode == 0:
-        return None
-    tail = probe.stderr.strip().splitlines()[-1:] or ["(no output)"]
-    return f"`import dicomd.cli` fails: {tail[0]}"
-
-
 def ensure_workload(args: argparse.Namespace, gen: Path) -> tuple[Path, int, int]:
     """Generate the workload once; return (folder, file count, total bytes)."""
     gen_hash = hashlib.sha256(gen.read_bytes()).hexdigest()[:10]
@@ -224,17 +180,7 @@ def ensure_workload(args: argparse.Namespace, gen: Path) -> tuple[Path, int, int
     return data, int(info["files"]), int(info["bytes"])
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 # --------------------------------------------------------------------------- servers
-
-
-class RunError(RuntimeError):
-    """A run that could not complete: the message says why (with a log tail)."""
 
 
 class DicomdServer:
@@ -339,13 +285,6 @@ class OrthancServer:
 
 
 Server = DicomdServer | OrthancServer
-
-
-def read_tail(path: Path, n: int) -> str:
-    try:
-        return b"\n".join(path.read_bytes().splitlines()[-n:]).decode("utf-8", "replace")
-    except OSError:
-        return ""
 
 
 def wait_ready(

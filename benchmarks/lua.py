@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,20 +32,14 @@ from typing import Any
 
 import requests
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-NETNS_MARK = "DICOMD_BENCH_IN_NETNS"
+from benchlib import NETNS_MARK, PROJECT_ROOT, free_port
+
 TARGET_OVERHEAD = 0.10
 SCRIPT = """
 function OnStoredInstance(instanceId, tags, metadata, origin)
    RestApiPut('/instances/' .. instanceId .. '/metadata/Sample', 'seen')
 end
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
