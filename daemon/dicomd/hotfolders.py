@@ -15,6 +15,7 @@ import logging
 import queue
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -46,6 +47,16 @@ IMPORT_THREADS = 4
 RESCAN_SECONDS = 60.0  # a full look at an idle inbox, in case an event was missed
 PROGRESS_SECONDS = 10.0
 LARGE_BATCH = 100  # batches at least this large get progress lines and a summary
+
+
+def _quiet_watchdog() -> None:
+    """watchdog's inotify observer warns when a new sub-folder is watched twice (its own
+    recursive watch racing the folder's creation event) and then carries on correctly; the
+    warning says nothing to users, and where warnings are errors it would kill the observer's
+    thread."""
+    warnings.filterwarnings(
+        "ignore", message=r"Callback with id .* already exists", category=RuntimeWarning
+    )
 
 
 class SettleTracker:
@@ -352,6 +363,7 @@ class HotFolders:
         self._watchers = [FolderWatcher(folder, pipeline) for folder in folders]
 
     def start(self) -> None:
+        _quiet_watchdog()
         started = []
         try:
             for watcher in self._watchers:
