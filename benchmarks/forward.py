@@ -67,14 +67,14 @@ from typing import Any
 
 import requests
 
+import benchlib
 from benchlib import (
     NETNS_MARK,
     PROJECT_ROOT,
     RunError,
     check_dicomd,
-    dicomd_env,
-    free_port,
     load_orthanc_ctl,
+    log,
     loopback_only,
     read_tail,
     reexec_in_netns,
@@ -102,11 +102,6 @@ COMMON_CONFIG: dict[str, Any] = {
     "StableAge": 2,
     "JobsHistorySize": 1000,  # the async mode polls every job until it succeeded
 }
-
-
-def log(msg: str) -> None:
-    """Progress goes to stderr, so that stdout holds only the report."""
-    print(msg, file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------- setup
@@ -312,118 +307,12 @@ class Server:
         shutil.rmtree(self.index, ignore_errors=True)
 
 
-class DicomdServer(Server):
-    """dicomd in the foreground, with its own config, storage and index in `folder`."""
-
+class DicomdServer(benchlib.DicomdServer, Server):
     kind = "dicomd"
 
-    def __init__(self, cmd: list[str], folder: Path, concurrent_jobs: int) -> None:
-        self.cmd = cmd
-        self.folder = folder
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.storage = folder / "storage"
-        self.index = folder / "index"
-        self.log_path = folder / "dicomd.log"
-        self.config_path = folder / "config.json"
-        config = {
-            "Name": "DICOMD-BENCH",
-            "HttpPort": self.port,
-            "StorageDirectory": "storage",
-            "IndexDirectory": "index",
-            "ConcurrentJobs": concurrent_jobs,
-            **COMMON_CONFIG,
-        }
-        folder.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(json.dumps(config, indent=2))
-        self.proc: subprocess.Popen[bytes] | None = None
 
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc else None
-
-    def start(self, timeout: float) -> float:
-        with open(self.log_path, "ab") as logf:
-            self.proc = subprocess.Popen(
-                [*self.cmd, "serve", "--config", str(self.config_path)],
-                stdout=logf,
-                stderr=subprocess.STDOUT,
-                cwd=self.folder,
-                env=dicomd_env(),
-                start_new_session=True,  # its own group: stop() can reach any helper it forks
-            )
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < timeout:
-            if self.proc.poll() is not None:
-                raise RunError(f"exited early (rc={self.proc.returncode}):\n{self.log_tail()}")
-            try:
-                if requests.get(self.url + "/system", timeout=1).status_code == 200:
-                    return time.monotonic() - t0
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        raise RunError(f"no answer on {self.url}/system after {timeout:.0f} s:\n{self.log_tail()}")
-
-    def stop(self, timeout: float = 15) -> int | None:
-        """SIGTERM, then SIGKILL to its process group after `timeout`; return the exit code."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log(f"dicomd pid {self.proc.pid} ignored SIGTERM for {timeout} s; killing it")
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        return self.proc.returncode
-
-    def log_tail(self, n: int = 40) -> str:
-        return read_tail(self.log_path, n)
-
-
-class OrthancServer(Server):
-    """A private Orthanc through shared/bench/orthanc_ctl.py."""
-
+class OrthancServer(benchlib.OrthancServer, Server):
     kind = "orthanc"
-
-    def __init__(self, ctl: ModuleType, folder: Path, concurrent_jobs: int) -> None:
-        self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
-        extra = {k: v for k, v in COMMON_CONFIG.items() if k not in ("StableAge",)}
-        extra["ConcurrentJobs"] = concurrent_jobs
-        self.orthanc = ctl.Orthanc(
-            http_port=free_port(),
-            dicom_port=free_port(),
-            compression=False,
-            stable_age=COMMON_CONFIG["StableAge"],
-            extra=extra,
-            workdir=str(folder),
-            dicom_enabled=False,
-        )
-        self.url = str(self.orthanc.url)
-        self.storage = Path(self.orthanc.storage)
-        self.index = Path(self.orthanc.index)
-
-    @property
-    def pid(self) -> int | None:
-        pid = self.orthanc.pid
-        return int(pid) if pid is not None else None
-
-    def start(self, timeout: float) -> float:
-        try:
-            self.orthanc.start(timeout=timeout)
-        except RuntimeError as exc:
-            raise RunError(str(exc)) from None
-        return float(self.orthanc.startup_s)
-
-    def stop(self, timeout: float = 30) -> int | None:
-        self.orthanc.stop(timeout=timeout)
-        proc = self.orthanc.proc
-        return proc.returncode if proc is not None else None
-
-    def log_tail(self, n: int = 40) -> str:
-        return str(self.orthanc.log_tail(n))
 
 
 # --------------------------------------------------------------------------- runs
@@ -445,8 +334,10 @@ class Context:
 
     def server(self, kind: str, folder: Path) -> Server:
         if kind == "dicomd":
-            return DicomdServer(self.dicomd_cmd, folder, self.args.concurrent_jobs)
-        return OrthancServer(self.ctl, folder, self.args.concurrent_jobs)
+            jobs = {"ConcurrentJobs": self.args.concurrent_jobs}
+            return DicomdServer(self.dicomd_cmd, folder, {**COMMON_CONFIG, **jobs})
+        jobs = {"ConcurrentJobs": self.args.concurrent_jobs}
+        return OrthancServer(self.ctl, folder, False, {**COMMON_CONFIG, **jobs})
 
 
 @dataclass

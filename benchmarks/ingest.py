@@ -45,7 +45,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -56,11 +55,12 @@ import requests
 from benchlib import (
     NETNS_MARK,
     PROJECT_ROOT,
+    DicomdServer,
+    OrthancServer,
     RunError,
     check_dicomd,
-    dicomd_env,
-    free_port,
     load_orthanc_ctl,
+    log,
     loopback_only,
     read_tail,
     reexec_in_netns,
@@ -85,11 +85,6 @@ COMMON_CONFIG: dict[str, Any] = {
     "DicomServerEnabled": False,
     "StableAge": 2,
 }
-
-
-def log(msg: str) -> None:
-    """Progress goes to stderr, so that stdout holds only the report."""
-    print(msg, file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------- setup
@@ -183,125 +178,7 @@ def ensure_workload(args: argparse.Namespace, gen: Path) -> tuple[Path, int, int
 # --------------------------------------------------------------------------- servers
 
 
-class DicomdServer:
-    """dicomd in the foreground, with its own config, storage and index in `folder`."""
-
-    def __init__(self, cmd: list[str], folder: Path, compression: bool) -> None:
-        self.cmd = cmd
-        self.folder = folder
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.storage = folder / "storage"
-        self.index = folder / "index"
-        self.log_path = folder / "dicomd.log"
-        self.config_path = folder / "config.json"
-        config = {
-            "Name": "DICOMD-BENCH",
-            "HttpPort": self.port,
-            "StorageDirectory": "storage",
-            "IndexDirectory": "index",
-            "StorageCompression": compression,
-            **COMMON_CONFIG,
-        }
-        folder.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(json.dumps(config, indent=2))
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc else None
-
-    def start(self, timeout: float) -> float:
-        """Start and wait for GET /system; return the start-up time in seconds."""
-        with open(self.log_path, "wb") as logf:
-            self.proc = subprocess.Popen(
-                [*self.cmd, "serve", "--config", str(self.config_path)],
-                stdout=logf,
-                stderr=subprocess.STDOUT,
-                cwd=self.folder,
-                env=dicomd_env(),
-                start_new_session=True,  # its own group: stop() can reach any helper it forks
-            )
-        return wait_ready(self.url, self.proc, timeout, self.log_tail)
-
-    def stop(self, timeout: float = 15) -> int | None:
-        """SIGTERM, then SIGKILL to its process group after `timeout`; return the exit code."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log(f"dicomd pid {self.proc.pid} ignored SIGTERM for {timeout} s; killing it")
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        return self.proc.returncode
-
-    def log_tail(self, n: int = 40) -> str:
-        return read_tail(self.log_path, n)
-
-
-class OrthancServer:
-    """A private Orthanc through shared/bench/orthanc_ctl.py, with the same interface."""
-
-    def __init__(self, ctl: ModuleType, folder: Path, compression: bool) -> None:
-        self.folder = folder
-        self.port = free_port()
-        folder.mkdir(parents=True, exist_ok=True)
-        extra = {k: v for k, v in COMMON_CONFIG.items() if k != "StableAge"}
-        self.orthanc = ctl.Orthanc(
-            http_port=self.port,
-            dicom_port=free_port(),
-            compression=compression,
-            stable_age=COMMON_CONFIG["StableAge"],
-            extra=extra,
-            workdir=str(folder),
-            dicom_enabled=False,
-        )
-        self.url: str = self.orthanc.url
-        self.storage = Path(self.orthanc.storage)
-        self.index = Path(self.orthanc.index)
-
-    @property
-    def pid(self) -> int | None:
-        pid = self.orthanc.pid
-        return int(pid) if pid is not None else None
-
-    def start(self, timeout: float) -> float:
-        try:
-            self.orthanc.start(timeout=timeout)
-        except RuntimeError as exc:
-            raise RunError(str(exc)) from None
-        return float(self.orthanc.startup_s)
-
-    def stop(self, timeout: float = 30) -> int | None:
-        self.orthanc.stop(timeout=timeout)
-        proc = self.orthanc.proc
-        return proc.returncode if proc is not None else None
-
-    def log_tail(self, n: int = 40) -> str:
-        return str(self.orthanc.log_tail(n))
-
-
 Server = DicomdServer | OrthancServer
-
-
-def wait_ready(
-    url: str, proc: subprocess.Popen[bytes], timeout: float, tail: Callable[[], str]
-) -> float:
-    """Poll GET /system until 200; raise RunError with the log tail otherwise."""
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if proc.poll() is not None:
-            raise RunError(f"exited early (rc={proc.returncode}), log tail:\n{tail()}")
-        try:
-            if requests.get(url + "/system", timeout=1).status_code == 200:
-                return time.monotonic() - t0
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise RunError(f"no answer on {url}/system after {timeout:.0f} s, log tail:\n{tail()}")
 
 
 # --------------------------------------------------------------------------- runs
@@ -366,9 +243,11 @@ def run_cell(cell: Cell, ctx: Context) -> None:
     res.update(rep=cell.rep, ok=False, problems=[], folder=str(folder))
     server: Server
     if cell.server == "dicomd":
-        server = DicomdServer(ctx.dicomd_cmd, folder, cell.compression)
+        server = DicomdServer(
+            ctx.dicomd_cmd, folder, {"StorageCompression": cell.compression, **COMMON_CONFIG}
+        )
     else:
-        server = OrthancServer(ctx.ctl, folder, cell.compression)
+        server = OrthancServer(ctx.ctl, folder, cell.compression, COMMON_CONFIG)
     res["url"] = server.url
     try:
         upload(server, cell, ctx, folder)
