@@ -343,6 +343,43 @@ def test_filters(make_daemon, tmp_path: Path) -> None:
     assert client.delete(f"/instances/{kept['ID']}").status_code == 403
 
 
+LAZY_TAGS = """
+function OnStoredInstance(id, tags, metadata, origin)
+   if origin['RequestOrigin'] == 'Lua' then return end
+   local counted = 0
+   for name, value in pairs(tags) do counted = counted + 1 end
+   tags.Added = 'yes'
+   local kept = { instance = tags }
+   record('OnStoredInstance', id, counted, tags['PatientID'], tags.Modality)
+   record('Dumped', ParseJson(DumpJson(kept, true)).instance)
+   record('Untouched', id)
+end
+function OnStableSeries(id, tags, metadata)
+   -- A callback that never reads its tags.
+   record('Series', id)
+end
+"""
+
+
+def test_instance_tags_are_fetched_when_read(make_daemon, tmp_path: Path) -> None:
+    """A stored instance's tags are read from its file only when the script uses them,
+    and then behave as a plain table: indexing, pairs, assignment, DumpJson inside
+    another table."""
+    log = tmp_path / "calls.jsonl"
+    _daemon, client = make_daemon(
+        LuaScripts=[str(script(tmp_path, LAZY_TAGS))], LuaLog=str(log), StableAge=1
+    )
+    stored = client.post("/instances", data=make_dicom(patient_id="LAZY")).json()
+    simplified = client.get(f"/instances/{stored['ID']}/simplified-tags").json()
+    # As in Orthanc, a null value (an empty tag) is nil in Lua: the key is absent.
+    simplified = {k: v for k, v in simplified.items() if v is not None}
+    ((iid, counted, patient, modality),) = wait_for(lambda: named(log, "OnStoredInstance"))
+    assert (iid, counted, patient, modality) == (stored["ID"], len(simplified), "LAZY", "CT")
+    ((dumped,),) = named(log, "Dumped")
+    assert dumped == {**simplified, "Added": "yes"}
+    assert wait_for(lambda: named(log, "Series")) == [[stored["ParentSeries"]]]
+
+
 BROKEN = """
 function OnStoredInstance(id, tags, metadata, origin)
    if tags['PatientID'] == 'BAD' then

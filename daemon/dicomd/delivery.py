@@ -30,6 +30,7 @@ class _Worker:
 
     BATCH = 200
     POLL = 0.1
+    COALESCE = 0.02
     RETRY_DELAYS = (0.5, 2.0)
 
     def __init__(self, handler: Handler, position: int, index: Index, source: EventSource):
@@ -53,7 +54,11 @@ class _Worker:
                 log.exception("cannot read the event log for handler %s", self.handler.name)
                 batch = []
             if not batch:
-                self.wake.wait(self.POLL)
+                if self.wake.wait(self.POLL):
+                    # Let the events of the next few milliseconds join this one: one wake
+                    # and one read per batch instead of per event keeps a handler that
+                    # keeps up from competing with uploads for the GIL at every instance.
+                    self.stopping.wait(self.COALESCE)
                 self.wake.clear()
                 continue
             for change in batch:

@@ -23,6 +23,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -75,6 +76,14 @@ def _deny_attributes(obj: Any, name: Any, is_setting: bool) -> Any:
     raise AttributeError(f"access to {name!r} is not allowed from Lua")
 
 
+@dataclass(frozen=True)
+class Deferred:
+    """A callback argument computed only if the script looks at it: Lua gets a table that
+    fills itself on first use (the toolbox's ``_dicomd_lazy``)."""
+
+    compute: Callable[[], Any]
+
+
 class LuaScriptError(CannotExecuteLua):
     """A Lua error, with the script's name and line (and the Lua traceback)."""
 
@@ -116,6 +125,8 @@ class LuaRuntime:
             }
         )
         self.lua.execute(_toolbox().encode())
+        self.values.fill = g._dicomd_fill
+        self._lazy = g._dicomd_lazy
         self._run = g._dicomd_run
         self._call = g._dicomd_call
         self._take_job = g._dicomd_take_job
@@ -133,7 +144,7 @@ class LuaRuntime:
         """Call the global function ``name`` if the scripts define it: ``(defined,
         result)``. Arguments are JSON-like Python values, converted here."""
         with self.lock:
-            lua_args = [self.values.to_lua(a) for a in args] if convert else list(args)
+            lua_args = [self._argument(a) for a in args] if convert else list(args)
             answer = self._call(name.encode(), *lua_args)
             if answer is False or answer is None:
                 return False, None
@@ -141,6 +152,12 @@ class LuaRuntime:
             if not ok:
                 raise LuaScriptError(f"{name}: {self.values.to_text(result)}")
             return True, result
+
+    def _argument(self, value: Any) -> Any:
+        if isinstance(value, Deferred):
+            compute = value.compute
+            return self._lazy(_safe(lambda: self.values.to_lua(compute())))
+        return self.values.to_lua(value)
 
     def defined(self, names: Iterable[str]) -> frozenset[str]:
         with self.lock:
@@ -365,9 +382,10 @@ class LuaEngine:
     def _arguments(event: Event) -> tuple[str, tuple[Any, ...]]:
         level = event.level.title
         if event.type is ChangeType.NewInstance:
-            metadata = event.metadata()
-            origin = event.origin()
-            return "OnStoredInstance", (event.resource_id, event.tags(), metadata, origin)
+            # The most frequent callback: what it does not read is not looked up.
+            tags, metadata = Deferred(event.tags), Deferred(event.metadata)
+            origin = Deferred(event.origin)
+            return "OnStoredInstance", (event.resource_id, tags, metadata, origin)
         if event.type in (ChangeType.StableSeries, ChangeType.StableStudy):
             return f"OnStable{level}", (event.resource_id, event.tags(), event.metadata())
         if event.type is ChangeType.StablePatient:

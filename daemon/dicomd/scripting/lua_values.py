@@ -21,17 +21,21 @@ class LuaValues:
     """Converts values for one Lua runtime.
 
     ``make_table`` builds a Lua table from a dict or list (lupa's ``table_from``),
-    ``is_table`` tells a Lua table apart, ``tonumber`` is Lua's own ``tonumber``."""
+    ``is_table`` tells a Lua table apart, ``tonumber`` is Lua's own ``tonumber``, and
+    ``fill`` gives a table whose content is fetched on first use its content (the
+    toolbox's ``_dicomd_fill``; other tables are returned as they are)."""
 
     def __init__(
         self,
         make_table: Callable[[Any], Any],
         is_table: Callable[[Any], bool],
         tonumber: Callable[[Any], Any],
+        fill: Callable[[Any], Any] = lambda table: table,
     ) -> None:
         self._make_table = make_table
         self._is_table = is_table
         self._tonumber = tonumber
+        self.fill = fill
 
     # -- Python (JSON) to Lua ---------------------------------------------------------------
     def to_lua(self, value: Any) -> Any:
@@ -72,7 +76,7 @@ class LuaValues:
         return value
 
     def _table(self, table: Any, keep_strings: bool) -> Any:
-        items = list(table.items())
+        items = list(self.fill(table).items())
         keys = [k for k, _ in items]
         if all(isinstance(k, int) and not isinstance(k, bool) for k in keys) and sorted(
             keys

@@ -132,6 +132,35 @@ function _dicomd_take_job()
    return job
 end
 
+-- A table whose content is fetched on first use: a stored instance's tags cost reading and
+-- parsing its file, which a callback that never looks at them should not pay. `fetch`
+-- returns `ok, table`. Indexing, `pairs`, `#` and assignment fill it; so does
+-- `_dicomd_fill`, which the Python side calls before converting a table.
+local function fill(t)
+   local fetch = getmetatable(t).fetch
+   setmetatable(t, nil)
+   for key, value in pairs(check(fetch())) do
+      rawset(t, key, value)
+   end
+   return t
+end
+function _dicomd_lazy(fetch)
+   return setmetatable({}, {
+      fetch = fetch,
+      __index = function(t, key) return rawget(fill(t), key) end,
+      __newindex = function(t, key, value) rawset(fill(t), key, value) end,
+      __pairs = function(t) return next, fill(t), nil end,
+      __len = function(t) return rawlen(fill(t)) end,
+   })
+end
+function _dicomd_fill(t)
+   local meta = getmetatable(t)
+   if meta ~= nil and rawget(meta, 'fetch') ~= nil then
+      fill(t)
+   end
+   return t
+end
+
 -- Calls a global function by name if the scripts define it: `defined, ok, result`.
 function _dicomd_call(name, ...)
    local callback = _G[name]
