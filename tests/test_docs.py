@@ -41,3 +41,15 @@ def test_every_endpoint_is_documented(daemon_client) -> None:
         if path not in documented:
             missing.append(path)
     assert not missing, missing
+
+
+def test_the_plugin_examples_are_the_sample_tests() -> None:
+    """The worked examples of testing-your-scripts.md are real code that runs: each stands,
+    to the letter, in a file of scripts/ (the sample rules and their tests)."""
+    text = (DOCS / "testing-your-scripts.md").read_text()
+    blocks = re.findall(r"^```(?:python|lua)\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+    files = [
+        p.read_text() for p in (DOCS.parent / "scripts").rglob("*") if p.suffix in (".py", ".lua")
+    ]
+    assert blocks
+    assert [b for b in blocks if not any(b in f for f in files)] == []

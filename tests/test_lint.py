@@ -15,8 +15,8 @@ ROOT = Path(__file__).parent.parent
 @pytest.mark.parametrize(
     "command",
     [
-        ["ruff", "check", "daemon", "tests", "benchmarks"],
-        ["ruff", "format", "--check", "daemon", "tests", "benchmarks"],
+        ["ruff", "check", "daemon", "tests", "benchmarks", "scripts"],
+        ["ruff", "format", "--check", "daemon", "tests", "benchmarks", "scripts"],
         ["mypy"],
     ],
 )
@@ -25,7 +25,7 @@ def test_static_checks(command: list[str]) -> None:
         command[0]
     )
     assert tool, f"{command[0]} is not installed (pip install -e '.[test]')"
-    paths = ("daemon", "tests", "benchmarks")
+    paths = ("daemon", "tests", "benchmarks", "scripts")
     args = [a for a in command[1:] if a not in paths or (ROOT / a).exists()]
     run = subprocess.run([tool, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr

@@ -25,5 +25,6 @@ def archive(patient_id: str, tags: dict[str, Any], metadata: dict[str, str]) -> 
 
 @dicomd.on_recycled_patient
 def recycled(event: dicomd.Event) -> None:
-    dicomd.log().warning("recycled patient %s (%s)", event.tags().get("PatientID"),
-                         event.resource_id)
+    dicomd.log().warning(
+        "recycled patient %s (%s)", event.tags().get("PatientID"), event.resource_id
+    )

@@ -12,8 +12,6 @@ import dicomd.script as dicomd
 def notify(event: dicomd.Event) -> None:
     url = dicomd.configuration()["NotifyUrl"]
     body = json.dumps({"ID": event.resource_id, "Tags": event.tags()}).encode()
-    request = urllib.request.Request(
-        url, body, {"Content-Type": "application/json"}, method="POST"
-    )
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json"}, method="POST")
     with urllib.request.urlopen(request, timeout=10) as answer:
         answer.read()

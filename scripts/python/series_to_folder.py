@@ -22,10 +22,14 @@ def export_series(event: dicomd.Event) -> None:
     folder = (
         root
         / safe(patient.get("PatientID", ""))
-        / safe(f"{study['MainDicomTags'].get('StudyDate', '')} "
-               f"{study['MainDicomTags'].get('StudyDescription', '')}")
-        / safe(f"{series['MainDicomTags'].get('SeriesNumber', '')} "
-               f"{series['MainDicomTags'].get('Modality', '')}")
+        / safe(
+            f"{study['MainDicomTags'].get('StudyDate', '')} "
+            f"{study['MainDicomTags'].get('StudyDescription', '')}"
+        )
+        / safe(
+            f"{series['MainDicomTags'].get('SeriesNumber', '')} "
+            f"{series['MainDicomTags'].get('Modality', '')}"
+        )
     )
     folder.mkdir(parents=True, exist_ok=True)
     for instance_id in series["Instances"]:

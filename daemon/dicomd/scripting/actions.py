@@ -44,6 +44,12 @@ class Action:
             "Executed": self.executed,
         }
 
+    def describe(self) -> str:
+        """One line, e.g. ``[Lua] forward 6a1c... peer='pacs'  (not carried out)``."""
+        details = ", ".join(f"{k}={v!r}" for k, v in self.details.items())
+        done = "" if self.executed else "  (not carried out)"
+        return f"[{self.origin}] {self.kind} {self.target} {details}{done}"
+
 
 class ActionLog:
     """Collects actions; ``dry`` lists the kinds that are recorded but not carried out."""
