@@ -14,7 +14,6 @@ import logging
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,58 +21,9 @@ from .config import build_config, parse_config_text
 from .errors import DicomdError
 from .model import Origin
 from .scripting.actions import ActionLog
+from .scriptreport import ErrorCollector, Report
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Report:
-    stored: list[str] = field(default_factory=list)
-    already_stored: list[str] = field(default_factory=list)
-    rejected: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
-    actions: list[dict[str, Any]] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def failed(self) -> bool:
-        return bool(self.errors)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "Stored": self.stored,
-            "AlreadyStored": self.already_stored,
-            "Rejected": [{"File": f, "Reason": r} for f, r in self.rejected],
-            "Actions": self.actions,
-            "Errors": self.errors,
-        }
-
-    def text(self) -> str:
-        lines = [
-            f"Input: {len(self.stored)} stored, {len(self.already_stored)} already stored, "
-            f"{len(self.rejected)} rejected"
-        ]
-        lines += [f"  rejected {f}: {r}" for f, r in self.rejected]
-        lines.append(f"Actions ({len(self.actions)}):")
-        for action in self.actions:
-            done = "" if action["Executed"] else "  (not carried out)"
-            details = ", ".join(f"{k}={v!r}" for k, v in action["Details"].items())
-            lines.append(
-                f"  [{action['Origin']}] {action['Kind']} {action['Target']} {details}{done}"
-            )
-        lines.append(f"Errors ({len(self.errors)}):")
-        lines += ["  " + e.replace("\n", "\n  ") for e in self.errors]
-        return "\n".join(lines)
-
-
-class _ErrorCollector(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        # A handler's failures are reported once, from the index, not at every retry.
-        if not record.name.startswith("dicomd.delivery"):
-            self.messages.append(self.format(record))
 
 
 def _files(paths: list[Path]) -> Iterator[Path]:
@@ -98,7 +48,7 @@ def run_test_script(
     if config_file is not None:
         raw = parse_config_text(config_file.read_text(encoding="utf-8"), str(config_file))
         base = config_file.resolve().parent
-    collector = _ErrorCollector()
+    collector = ErrorCollector()
     logging.getLogger().addHandler(collector)
     report = Report()
     try:
