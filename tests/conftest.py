@@ -92,6 +92,17 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, step: float = 
     raise AssertionError(f"condition not reached within {timeout} s")
 
 
+def run_dicomd(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the ``dicomd`` command line in a fresh interpreter; its output as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "dicomd", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def children_of(pid: int) -> list[int]:
     path = Path(f"/proc/{pid}/task/{pid}/children")
     try:

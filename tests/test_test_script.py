@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
+from conftest import run_dicomd
 from dicomfactory import make_series
 
 SCRIPTS = Path(__file__).parent.parent / "scripts"
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dicomd", "test-script", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_dicomd("test-script", *args)
 
 
 def test_reports_actions_and_leaves_nothing_behind(tmp_path: Path) -> None:

@@ -50,25 +50,43 @@ class Daemon:
 
     The main process (``role="main"``) owns the storage: it repairs it after a crash and
     starts the helper processes that share the HTTP work (``role="helper"``).
+
+    Tools that run scripts on the storage of a stopped daemon (``dicomd replay``) build one
+    with ``read_only`` (the index and store are only read: no crash repair, no write), their
+    own ``dispatcher`` (to feed the handlers themselves) and a short ``lock_timeout``, then
+    call :meth:`start_scripts` instead of :meth:`start`.
     """
 
-    def __init__(self, config: Config, role: str = "main") -> None:
+    def __init__(
+        self,
+        config: Config,
+        role: str = "main",
+        *,
+        read_only: bool = False,
+        dispatcher: type[Dispatcher] = Dispatcher,
+        lock_timeout: float = 15,
+    ) -> None:
         quiet_pydicom()
         self.config = config
         self.role = role
-        config.index_directory.mkdir(parents=True, exist_ok=True)
+        if not read_only:
+            config.index_directory.mkdir(parents=True, exist_ok=True)
         self._owner_lock = FileLock(config.index_directory / "dicomd.lock")
         if role == "main":
             # Exclusive while repairing, so that no process of an earlier run (a helper still
             # finishing after its main process was killed) writes meanwhile.
-            if not self._owner_lock.try_exclusive(timeout=15):
+            if not self._owner_lock.try_exclusive(timeout=lock_timeout):
                 self._owner_lock.close()
                 raise StorageInUse(
                     f"another dicomd is using {config.index_directory}; stop it first"
                 )
         else:
             self._owner_lock.shared()
-        self.index: Index = SQLiteIndex(config.index_directory)
+        try:
+            self.index: Index = SQLiteIndex(config.index_directory, read_only=read_only)
+        except BaseException:
+            self._owner_lock.close()
+            raise
         self.store = FileStore(config.storage_directory, store_md5=config.store_md5_for_attachments)
         self.resources = ResourceService(self.index, self.store)
         metadata_names = MetadataNames(config.user_metadata)
@@ -78,7 +96,7 @@ class Daemon:
         self.changes = ChangeLogService(self.index)
         # Filters decide in every process; notifications are delivered by the main one.
         self.filters = Filters()
-        self.events = Dispatcher(self.index, EventSource(self.resources, metadata_names))
+        self.events = dispatcher(self.index, EventSource(self.resources, metadata_names))
         self.stability = StabilityMonitor(self.index, lambda _changes: self.events.wake())
         self.scheduler = Scheduler()
         recycler = Recycler(self.resources, metadata_names, self.filters)
@@ -99,7 +117,8 @@ class Daemon:
         # What scripts do, when a tool asks for a record of it (test-script, replay).
         self.action_log: ActionLog | None = None
         if role == "main":
-            self._recover()
+            if not read_only:
+                self._recover()
             self._owner_lock.shared()
 
     def _recover(self) -> None:
@@ -151,6 +170,12 @@ class Daemon:
             self.jobs.start()
             log.info("dicomd listening on http://%s:%d", config.bind_address, self.http_port)
             self._start_hot_folders()
+
+    def start_scripts(self) -> None:
+        """Start the script engines and nothing else: no HTTP port, event delivery, jobs,
+        scheduler (so no heartbeats), stability monitor or hot folders. For tools that feed
+        the scripts' handlers themselves; :meth:`stop` stops them."""
+        self._script_engines = start_engines(self)
 
     def _start_hot_folders(self) -> None:
         """Only the main process watches folders, so that no file is imported twice."""

@@ -41,6 +41,23 @@ def _parser() -> argparse.ArgumentParser:
     trial.add_argument("--config", type=Path, help="a configuration to start from")
     trial.add_argument("--send", action="store_true", help="really send forwards to peers")
     trial.add_argument("--json", action="store_true", help="print the report as JSON")
+    replay = sub.add_parser(
+        "replay",
+        help="deliver recorded events of a stopped daemon's change log again, to Lua or "
+        "Python scripts, and report",
+    )
+    replay.add_argument(
+        "--since", type=int, required=True, metavar="SEQ", help="replay the events after SEQ"
+    )
+    replay.add_argument("--until", type=int, metavar="SEQ", help="up to SEQ (default: the last)")
+    replay.add_argument(
+        "--script", type=Path, action="append", required=True, dest="scripts", metavar="SCRIPT"
+    )
+    replay.add_argument("--config", type=Path, help="the daemon's configuration file")
+    replay.add_argument(
+        "--dry-run", action="store_true", help="list what the scripts would do; change nothing"
+    )
+    replay.add_argument("--json", action="store_true", help="print the report as JSON")
     # Internal: a helper process started by `serve` (configuration on standard input).
     sub.add_parser("serve-helper")
     return parser
@@ -102,6 +119,12 @@ def main(argv: list[str] | None = None) -> int:
             from .testscript import main as test_script
 
             return test_script(args.scripts, args.input, args.config, args.send, args.json)
+        if args.command == "replay":
+            from .replay import main as replay
+
+            return replay(
+                args.scripts, args.since, args.until, args.config, args.dry_run, args.json
+            )
         if args.command == "check-config":
             config = load_config(args.file)
             print(

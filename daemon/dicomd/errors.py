@@ -44,6 +44,14 @@ class StorageInUse(DicomdError):
     """Another daemon already runs on this storage."""
 
 
+class ReadOnlyIndex(DicomdError):
+    """The index was opened read-only (``dicomd replay --dry-run``), and something tried to
+    write to it, or it cannot be read without writing."""
+
+    orthanc_code = 22
+    orthanc_message = "Cannot modify a read-only data structure"
+
+
 class CannotExecuteLua(DicomdError):
     """A Lua script failed; the message names the script and the line."""
 

@@ -21,6 +21,7 @@ from pydicom.dataset import Dataset
 from .config import build_config, parse_config_text
 from .model import Origin
 from .scripting.actions import ACTION_KINDS, Action, ActionLog
+from .scriptreport import ErrorCollector, action_lines, error_lines
 from .synthetic import dataset_bytes
 
 if TYPE_CHECKING:
@@ -35,17 +36,6 @@ _UPLOAD_ORIGIN = Origin(request_origin="RestApi", remote_ip="127.0.0.1")
 # Keys the sandbox sets itself: its own storage, a free loopback port, one process, the
 # scripts it is given and no hot folders.
 _REPLACED_KEYS = ("HotFolders", "LuaScripts", "PythonScripts", "PythonScript", "Python")
-
-
-class _ErrorCollector(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        # A handler's failures are reported once, from the index, not at every retry.
-        if not record.name.startswith("dicomd.delivery"):
-            self.messages.append(self.format(record))
 
 
 class ScriptSandbox:
@@ -79,7 +69,7 @@ class ScriptSandbox:
         self._temporary: tempfile.TemporaryDirectory[str] | None = None
         self._daemon: Daemon | None = None
         self._log = ActionLog()
-        self._collector = _ErrorCollector()
+        self._collector = ErrorCollector()
         self._failures: list[str] = []
 
     # -- life cycle ------------------------------------------------------------------------
@@ -238,7 +228,7 @@ class ScriptSandbox:
     def report(self) -> str:
         """The actions and errors so far, one line each, as ``dicomd test-script`` prints
         them."""
-        return "\n".join(report_lines(self._log.actions(), self.errors))
+        return "\n".join(action_lines(self._log.actions()) + error_lines(self.errors))
 
     # -- assertions for tests --------------------------------------------------------------
     def assert_action(self, kind: str, target: str | None = None, **details: Any) -> list[Action]:
@@ -288,15 +278,6 @@ def _describe_failure(failure: HandlerFailure) -> str:
         f"{failure.handler} failed on {change.change_type.name} {change.public_id} "
         f"({failure.attempts} attempts): {failure.error}"
     )
-
-
-def report_lines(actions: list[Action], errors: list[str]) -> list[str]:
-    """Actions and errors, as ``dicomd test-script`` and failed assertions list them."""
-    lines = [f"Actions ({len(actions)}):"]
-    lines += ["  " + action.describe() for action in actions]
-    lines.append(f"Errors ({len(errors)}):")
-    lines += ["  " + error.replace("\n", "\n  ") for error in errors]
-    return lines
 
 
 def files_under(paths: Iterable[Path]) -> Iterator[Path]:

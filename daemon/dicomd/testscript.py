@@ -11,43 +11,11 @@ with the script's line.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .errors import DicomdError
-from .sandbox import ScriptSandbox, files_under, report_lines
-from .scripting.actions import Action
-
-
-@dataclass
-class Report:
-    stored: list[str] = field(default_factory=list)
-    already_stored: list[str] = field(default_factory=list)
-    rejected: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
-    actions: list[Action] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def failed(self) -> bool:
-        return bool(self.errors)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "Stored": self.stored,
-            "AlreadyStored": self.already_stored,
-            "Rejected": [{"File": f, "Reason": r} for f, r in self.rejected],
-            "Actions": [action.as_json() for action in self.actions],
-            "Errors": self.errors,
-        }
-
-    def text(self) -> str:
-        lines = [
-            f"Input: {len(self.stored)} stored, {len(self.already_stored)} already stored, "
-            f"{len(self.rejected)} rejected"
-        ]
-        lines += [f"  rejected {f}: {r}" for f, r in self.rejected]
-        return "\n".join(lines + report_lines(self.actions, self.errors))
+from .sandbox import ScriptSandbox, files_under
+from .scriptreport import Report
 
 
 def run_test_script(

@@ -5,6 +5,10 @@ One connection writes (writes are serialised by SQLite anyway); every other thre
 through its own connection, so readers never wait for the writer. ``synchronous=NORMAL`` in
 WAL mode keeps every committed transaction across a process crash (``kill -9``); only a power
 failure may lose the last transactions, never the database's consistency.
+
+Opened ``read_only`` (``dicomd replay --dry-run``), the index writes nothing at all: no schema
+set-up, no lock file, and SQLite opens the file ``immutable``, so that it neither creates the
+``-wal`` and ``-shm`` files nor checkpoints on close; every byte of the folder stays as it was.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from importlib import resources as package_files
 from pathlib import Path
 from typing import Any
 
-from ..errors import UnknownResource
+from ..errors import ReadOnlyIndex, UnknownResource
 from ..model import Change, ChangeType, Level, Resource
 from .lock import FileLock
 from .store import FileInfo
@@ -45,27 +49,49 @@ class SQLiteDatabase:
 
     FILE_NAME = "dicomd-index.sqlite"
 
-    def __init__(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+    def __init__(self, directory: Path, read_only: bool = False) -> None:
+        """``read_only``: only for a caller that holds the daemon's storage lock, so that
+        nothing else writes meanwhile (SQLite then trusts the file not to change)."""
         self.path = directory / self.FILE_NAME
+        self.read_only = read_only
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._write_lock = threading.Lock()
-        self._process_lock = FileLock(directory / (self.FILE_NAME + ".writelock"))
+        self._process_lock: FileLock | None = None
+        if read_only:
+            self._check_closed_cleanly()
+            self._writer = self._connect()
+            return
+        directory.mkdir(parents=True, exist_ok=True)
+        self._process_lock = lock = FileLock(directory / (self.FILE_NAME + ".writelock"))
         self._writer = self._connect()
         schema = package_files.files(__package__).joinpath("sqlite_schema.sql").read_text()
         with self._write_lock:
-            self._process_lock.exclusive()
+            lock.exclusive()
             try:
                 self._writer.executescript(schema)
             finally:
-                self._process_lock.release()
+                lock.release()
+
+    def _check_closed_cleanly(self) -> None:
+        """An immutable connection ignores the write-ahead log, so it would miss what a
+        killed daemon committed there; reading the log would make SQLite write ``-shm``."""
+        wal = self.path.with_name(self.path.name + "-wal")
+        if wal.is_file() and wal.stat().st_size > 0:
+            raise ReadOnlyIndex(
+                f"the index {self.path} was not closed cleanly (dicomd was killed?), so it "
+                "cannot be read without writing: start dicomd and stop it once"
+            )
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
+        if self.read_only:
+            uri = self.path.absolute().as_uri() + "?mode=ro&immutable=1"
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        else:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=30000")
         return conn
@@ -77,7 +103,8 @@ class SQLiteDatabase:
             self._readers.clear()
         with self._write_lock:
             self._writer.close()
-            self._process_lock.close()
+            if self._process_lock is not None:
+                self._process_lock.close()
 
     @property
     def _reader(self) -> sqlite3.Connection:
@@ -91,10 +118,13 @@ class SQLiteDatabase:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        lock = self._process_lock
+        if lock is None:
+            raise ReadOnlyIndex("the index is open read-only (a dry run): nothing may change")
         # Writers of every process of the daemon queue on a file lock, which wakes the next
         # one at once, rather than on SQLite's busy handler, which sleeps and retries.
         with self._write_lock:
-            self._process_lock.exclusive()
+            lock.exclusive()
             try:
                 conn = self._writer
                 conn.execute("BEGIN IMMEDIATE")
@@ -105,7 +135,7 @@ class SQLiteDatabase:
                     raise
                 conn.execute("COMMIT")
             finally:
-                self._process_lock.release()
+                lock.release()
 
     @staticmethod
     @contextmanager
