@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 STORE_JOB = "OrthancPeerStore"
 MAX_BACKOFF = 60.0
 FINAL_STATES = ("Success", "Failure")
+CANCELED_JOB = 37  # Orthanc's ErrorCode_CanceledJob
 
 
 def backoff(attempts: int) -> float:
@@ -161,7 +162,7 @@ class JobEngine:
             return
         job.state = state
         if control == "cancel":
-            self._fail(job, 14, "Canceled job", "canceled by a user")
+            self._cancelled(job)
         self.index.save_job(job)
 
     def resume(self, job_id: str) -> None:
@@ -277,7 +278,7 @@ class JobEngine:
         if control == "pause":
             job.state = "Paused"
         else:
-            self._fail(job, 14, "Canceled job", "canceled by a user")
+            self._cancelled(job)
         self.index.save_job(job)
         return True
 
@@ -335,6 +336,11 @@ class JobEngine:
         job.state = "Failure"
         job.completed = time.time()
         job.data.update(ErrorCode=code, ErrorDescription=description, ErrorDetails=details)
+
+    @classmethod
+    def _cancelled(cls, job: JobRecord) -> None:
+        """Orthanc's CanceledJob error, which scripts test to tell a cancel from a failure."""
+        cls._fail(job, CANCELED_JOB, "This job was canceled", "canceled by a user")
 
     # -- Orthanc's JSON --------------------------------------------------------------------
     @staticmethod
