@@ -9,6 +9,10 @@ never holds the workers that serve the others. After the peer's ``MaxRetries`` t
 and stays visible, with its reason, until resubmitted or deleted (the dead letters). A 4xx
 fails at once (it would fail again), unless the job is ``Permissive``. Sending an instance
 twice is harmless: the peer answers ``AlreadyStored``.
+
+A job logs JobSubmitted when it is created and JobSuccess or JobFailure when it ends (a
+cancel is a failure; a retry or a resubmit logs nothing), in the transaction that changes
+its state, so that scripts' ``OnJob*`` callbacks get them even after a crash.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..errors import BadRequest, InexistentItem, UnknownResource
@@ -58,8 +62,10 @@ class JobEngine:
         peers: PeerRegistry,
         workers: int,
         history: int,
+        on_event: Callable[[], None] = lambda: None,
     ) -> None:
         self.index = index
+        self._on_event = on_event  # a job event was logged: deliver it now
         self.resources = resources
         self.peers = peers
         self.client = PeerClient()
@@ -123,6 +129,7 @@ class JobEngine:
             },
         )
         self.index.create_job(job, instances)
+        self._on_event()
         self._wake.set()
         return job
 
@@ -163,18 +170,19 @@ class JobEngine:
         job.state = state
         if control == "cancel":
             self._cancelled(job)
-        self.index.save_job(job)
+        self._save(job)
 
     def resume(self, job_id: str) -> None:
         job = self.get(job_id)
         if job.state == "Paused":
             job.state = "Pending"
             job.next_attempt = 0.0
-            self.index.save_job(job)
+            self._save(job)
             self._wake.set()
 
     def resubmit(self, job_id: str) -> None:
-        """Run a failed job again, from the first instance it did not send."""
+        """Run a failed job again, from the first instance it did not send (no new
+        JobSubmitted, as in Orthanc: it ends with JobSuccess or JobFailure again)."""
         job = self.get(job_id)
         if job.state != "Failure":
             raise BadRequest("Only a failed job can be resubmitted")
@@ -182,7 +190,7 @@ class JobEngine:
         job.completed = None
         job.next_attempt = 0.0
         job.data.update(Attempts=0, ErrorCode=0, ErrorDescription="Success", ErrorDetails="")
-        self.index.save_job(job)
+        self._save(job)
         self._wake.set()
 
     def delete(self, job_id: str) -> None:
@@ -230,7 +238,7 @@ class JobEngine:
             except Exception as exc:
                 log.exception("job %s failed unexpectedly", job.id)
                 self._fail(job, -1, "Internal error", str(exc))
-                self.index.save_job(job)
+                self._save(job)
 
     def _peers_backing_off(self) -> list[str]:
         now = time.time()
@@ -243,14 +251,14 @@ class JobEngine:
             peer = self.peers.get(data["Peer"])
         except InexistentItem as exc:
             self._fail(job, 7, "Inexistent item", str(exc))
-            self.index.save_job(job)
+            self._save(job)
             return
         instances = self.index.job_instances(job.id)
         saved = time.monotonic()
         while data["Position"] < len(instances):
             if self._stop.is_set():
                 job.state = "Pending"  # resumes at the next start
-                self.index.save_job(job)
+                self._save(job)
                 return
             if self._controlled(job):
                 return
@@ -261,11 +269,11 @@ class JobEngine:
             # The position is saved every SAVE_INTERVAL: after a crash, the instances sent
             # since are sent again, which the peer answers AlreadyStored.
             if time.monotonic() - saved >= self.SAVE_INTERVAL:
-                self.index.save_job(job)
+                self._save(job)
                 saved = time.monotonic()
         job.state = "Success"
         job.completed = time.time()
-        self.index.save_job(job)
+        self._save(job)
         self.index.trim_job_history(self.history)
         log.info("job %s: %d instance(s) sent to %s", job.id, len(instances), peer.name)
 
@@ -279,7 +287,7 @@ class JobEngine:
             job.state = "Paused"
         else:
             self._cancelled(job)
-        self.index.save_job(job)
+        self._save(job)
         return True
 
     def _send_one(self, job: JobRecord, peer: Peer, instance_id: str) -> bool:
@@ -301,7 +309,7 @@ class JobEngine:
                 data["Failed"] += 1
                 return True
             self._fail(job, 9, "Error in the network protocol", str(exc))
-            self.index.save_job(job)
+            self._save(job)
             return False
         data["Size"] += len(body)
         with self._lock:
@@ -328,8 +336,13 @@ class JobEngine:
             with self._lock:
                 self._backoff[peer.name] = job.next_attempt
             log.warning("job %s: %s; retry %d in %.0f s", job.id, reason, data["Attempts"], delay)
-        self.index.save_job(job)
+        self._save(job)
         return False
+
+    def _save(self, job: JobRecord) -> None:
+        """Save the job; the index logs JobSuccess or JobFailure with its end."""
+        if self.index.save_job(job) is not None:
+            self._on_event()
 
     @staticmethod
     def _fail(job: JobRecord, code: int, description: str, details: str) -> None:

@@ -32,7 +32,8 @@ CHANGE_COLUMNS = "seq, change_type, level, public_id, date, payload"
 
 def change_from_row(row: tuple) -> Change:
     payload = json.loads(row[5]) if row[5] else None
-    return Change(row[0], ChangeType(row[1]), Level(row[2]), row[3], row[4], payload)
+    level = Level(row[2]) if row[2] is not None else None
+    return Change(row[0], ChangeType(row[1]), level, row[3], row[4], payload)
 
 
 def file_info_from_row(row: tuple) -> FileInfo:
@@ -146,7 +147,7 @@ class SQLiteDatabase:
         db: sqlite3.Connection,
         change_type: ChangeType,
         resource_id: int | None,
-        level: Level,
+        level: Level | None,
         public_id: str,
         date: str,
         payload: dict[str, Any] | None = None,
@@ -157,7 +158,7 @@ class SQLiteDatabase:
             (
                 int(change_type),
                 resource_id,
-                int(level),
+                int(level) if level is not None else None,
                 public_id,
                 date,
                 int(change_type.in_log),
@@ -165,6 +166,7 @@ class SQLiteDatabase:
             ),
         )
         assert cur.lastrowid is not None
+        # Change checks that only job events have no level; raising here rolls back.
         return Change(cur.lastrowid, change_type, level, public_id, date, payload)
 
     @staticmethod
