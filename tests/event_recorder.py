@@ -3,8 +3,9 @@ that kill a daemon in the middle of delivering events.
 
     python event_recorder.py CONFIG OUTPUT [SLOW_SECONDS]
 
-Each handled event is written (and fsynced) as one line "seq type level id"; with
-SLOW_SECONDS, the handler takes that long per event, so that a test can kill it midway.
+Each handled event is written (and fsynced) as one line "seq type level id" (level "Job"
+for a job event); with SLOW_SECONDS, the handler takes that long per event, so that a test
+can kill it midway.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def main() -> None:
 
     def record(event: Event) -> None:
         time.sleep(slow)
-        line = f"{event.seq} {event.type.name} {event.level.title} {event.resource_id}\n"
+        level = event.level.title if event.level is not None else "Job"
+        line = f"{event.seq} {event.type.name} {level} {event.resource_id}\n"
         with open(output, "a") as f:
             f.write(line)
             f.flush()

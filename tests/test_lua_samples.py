@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -194,3 +195,45 @@ def test_archive_before_recycling(
     (archive / "NEW").write_text("a file where the folder should go")
     assert client.post("/instances", data=make_dicom(patient_id="THIRD")).status_code == 507
     assert client.get("/patients").json() == [answer.json()["ParentPatient"]]
+
+
+def test_send_to_peer_with_retry(make_daemon, caplog: pytest.LogCaptureFixture) -> None:
+    _peer, peer = make_daemon()
+    _daemon, client = make_daemon(
+        LuaScripts=[sample("send-to-peer-with-retry.lua")],
+        OrthancPeers={"pacs": [peer.base_url]},
+    )
+    sent = client.post("/instances", data=make_dicom()).json()["ID"]
+    wait_for(lambda: peer.get("/instances").json() == [sent], timeout=30)
+    # The peer goes away: each failed job is resubmitted 3 times, then left failed.
+    down = {"Url": "http://127.0.0.1:9/", "MaxRetries": 0}
+    assert client.put("/peers/pacs", json=down).status_code == 200
+    with caplog.at_level(logging.WARNING, logger="dicomd.scripting.lua"):
+        lost = client.post("/instances", data=make_dicom(patient_id="P2")).json()["ID"]
+        (dead,) = wait_for(lambda: client.get("/peers/pacs/dead-letters").json(), timeout=30)
+        wait_for(lambda: "left failed after 3 resubmits" in caplog.text)
+        time.sleep(0.5)
+    said = [r.getMessage() for r in caplog.records if "forward job" in r.getMessage()]
+    assert [line.split(dead["ID"])[1] for line in said] == [
+        " failed, resubmit 1 of 3",
+        " failed, resubmit 2 of 3",
+        " failed, resubmit 3 of 3",
+        " left failed after 3 resubmits: " + dead["ErrorDetails"],
+    ]
+    job = client.get(f"/jobs/{dead['ID']}").json()
+    assert job["State"] == "Failure" and job["Content"]["ParentResources"] == [lost]
+    assert len(client.get("/jobs").json()) == 2  # one job per instance, resubmitted in place
+    # A job the user cancels is not resubmitted.
+    down["MaxRetries"] = 1000
+    assert client.put("/peers/pacs", json=down).status_code == 200
+    with caplog.at_level(logging.WARNING, logger="dicomd.scripting.lua"):
+        caplog.clear()
+        client.post("/instances", data=make_dicom(patient_id="P3"))
+        (waiting,) = wait_for(
+            lambda: [j for j in client.get("/jobs?expand").json() if j["State"] == "Retry"]
+        )
+        client.post(f"/jobs/{waiting['ID']}/cancel")
+        wait_for(lambda: client.get(f"/jobs/{waiting['ID']}").json()["State"] == "Failure")
+        time.sleep(0.5)
+    assert "forward job" not in caplog.text
+    assert client.get("/events/failures").json() == []

@@ -161,6 +161,8 @@ def test_jobs_can_be_paused_cancelled_resubmitted(make_daemon, fast_retries) -> 
     assert client.delete(path).status_code == 400  # not completed yet
     client.post(f"{path}/cancel")
     wait_for(lambda: client.get(path).json()["State"] == "Failure")
+    cancelled = client.get(path).json()
+    assert (cancelled["ErrorCode"], cancelled["ErrorDescription"]) == (37, "This job was canceled")
     client.post(f"{path}/resubmit")
     assert client.get(path).json()["State"] in ("Pending", "Running", "Retry")
     client.post(f"{path}/cancel")

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 from pydicom.dataset import Dataset
 
+from dicomd.events import FunctionHandler
+from dicomd.model import ChangeType
 from pyscripts import failures
 
 from conftest import wait_for
@@ -125,3 +129,23 @@ def test_archive_before_recycling(make_daemon, tmp_path: Path) -> None:
     saved = list((archive / first["ParentPatient"]).glob("*.dcm"))
     assert [p.name for p in saved] == [f"{first['ID']}.dcm"]
     assert client.get(f"/patients/{first['ParentPatient']}").status_code == 404
+
+
+def test_resubmit_failed_forwards(make_daemon, caplog) -> None:
+    daemon, client = make_daemon(
+        PythonScripts=sample("resubmit_failed_forwards"),
+        OrthancPeers={"pacs": {"Url": "http://127.0.0.1:9/", "MaxRetries": 0}},
+    )
+    failed: list[str] = []
+    daemon.events.register(
+        FunctionHandler("failures", lambda e: failed.append(e.resource_id), {ChangeType.JobFailure})
+    )
+    with caplog.at_level(logging.WARNING, logger="dicomd.script"):
+        instance = client.post("/instances", data=make_dicom()).json()["ID"]
+        wait_for(lambda: "left failed after 3 resubmits" in caplog.text, timeout=30)
+        wait_for(lambda: len(failed) >= 4)
+        time.sleep(0.5)
+    (job,) = client.get("/peers/pacs/dead-letters").json()
+    assert job["Content"]["ParentResources"] == [instance]
+    assert failed == [job["ID"]] * 4  # the first failure, then one per resubmit
+    assert failures(client) == []

@@ -135,7 +135,8 @@ def test_native_api(make_daemon, tmp_path: Path) -> None:
     from conftest import wait_for
 
     wait_for(metadata_done)
-    assert client.get(f"/instances/{instance}/attachments/report/data").content == b"PDF"
+    # The script adds the attachment just after it writes "done".
+    wait_for(lambda: client.get(f"/instances/{instance}/attachments/report/data").content == b"PDF")
     seen = wait_for(
         lambda: (
             (s := results(client)) and ["stable", "Patient", stored[0]["ParentPatient"]] in s and s

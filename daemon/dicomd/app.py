@@ -105,7 +105,12 @@ class Daemon:
         )
         self.peers = PeerRegistry(config, self.index)
         self.jobs = JobEngine(
-            self.index, self.resources, self.peers, config.concurrent_jobs, config.jobs_history_size
+            self.index,
+            self.resources,
+            self.peers,
+            config.concurrent_jobs,
+            config.jobs_history_size,
+            self.events.wake,
         )
         self.attachments = AttachmentService(self.index, self.store, self.resources, config)
         self._http: HttpServer | None = None

@@ -16,8 +16,8 @@ def change_json(change: Change) -> dict[str, Any]:
         "ChangeType": change.change_type.name,
         "Date": change.date,
         "ID": change.public_id,
-        "Path": f"/{change.level.plural}/{change.public_id}",
-        "ResourceType": change.level.title,
+        "Path": change.path,
+        "ResourceType": change.resource_type,
         "Seq": change.seq,
     }
 

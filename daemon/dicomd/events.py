@@ -4,9 +4,9 @@ built-in features (forwarding...) plug into.
 Two kinds, as in Orthanc and pynetdicom:
 
 - **Notifications** (stored instance, stable resource, deleted, recycled, updated metadata or
-  attachment) are entries of the durable change log. Each registered :class:`Handler` gets
-  them in order, at least once, in its own thread, after the transaction that logged them
-  committed (see ``delivery.py``).
+  attachment, a job submitted, succeeded or failed) are entries of the durable change log.
+  Each registered :class:`Handler` gets them in order, at least once, in its own thread,
+  after the transaction that logged them committed (see ``delivery.py``).
 - **Filters** decide synchronously, in the caller's thread: accept an incoming instance,
   accept an HTTP request, allow a patient to be recycled (:class:`Filters`).
 """
@@ -41,6 +41,8 @@ class EventSource:
         self.names = names
 
     def resource(self, change: Change) -> Resource | None:
+        if change.level is None:
+            return None  # a job event
         return self.resources.index.get(change.level, change.public_id)
 
     def tags(self, resource: Resource) -> dict[str, Any]:
@@ -64,7 +66,9 @@ def origin_of(metadata: dict[str, str]) -> dict[str, str]:
 
 
 class Event:
-    """One notification: a change-log entry, with its payload looked up on demand."""
+    """One notification: a change-log entry, with its payload looked up on demand. A job
+    event is about no resource: its ``level`` is None and its ``resource_id`` is the job's
+    ID (as Orthanc passes it)."""
 
     def __init__(self, change: Change, source: EventSource) -> None:
         self.change = change
@@ -81,7 +85,7 @@ class Event:
         return self.change.change_type
 
     @property
-    def level(self) -> Level:
+    def level(self) -> Level | None:
         return self.change.level
 
     @property
@@ -97,21 +101,28 @@ class Event:
             self._resource = self._source.resource(self.change)
             if self._resource is None:
                 raise UnknownResource(
-                    f"{self.level.title} {self.resource_id} no longer exists", empty_body=False
+                    f"{self.change.resource_type} {self.resource_id} no longer exists",
+                    empty_body=False,
                 )
         return self._resource
+
+    def _detached(self) -> bool:
+        """The event carries all there is of its subject, nothing to look up: a deleted or
+        recycled resource, or a job."""
+        return self.type in (ChangeType.Deleted, ChangeType.RecycledPatient) or self.type.is_job
 
     def tags(self) -> dict[str, Any]:
         """Instance events: the simplified tags of the file. Other levels: the resource's
         main DICOM tags. A recycled patient: its main tags, kept from before deletion. A
-        Deleted event carries only its resource's id: empty."""
-        if self.change.payload is not None or self.type is ChangeType.Deleted:
+        Deleted event carries only its resource's id, a job event its job's: empty."""
+        if self._detached():
             return dict((self.change.payload or {}).get("Tags", {}))
         return self._source.tags(self._lookup())
 
     def metadata(self) -> dict[str, str]:
-        """All metadata of the resource, by name (kept from before deletion if recycled)."""
-        if self.change.payload is not None or self.type is ChangeType.Deleted:
+        """All metadata of the resource, by name (kept from before deletion if recycled;
+        empty for Deleted and job events)."""
+        if self._detached():
             return dict((self.change.payload or {}).get("Metadata", {}))
         if self._metadata is None:
             self._metadata = self._source.metadata(self._lookup())
@@ -122,8 +133,9 @@ class Event:
         return origin_of(self.metadata())
 
     def exists(self) -> bool:
-        """Whether the resource is still there (always False for Deleted events)."""
-        if self.type in (ChangeType.Deleted, ChangeType.RecycledPatient):
+        """Whether the resource is still there (always False for Deleted, RecycledPatient
+        and job events)."""
+        if self._detached():
             return False
         try:
             self._lookup()
@@ -132,7 +144,7 @@ class Event:
         return True
 
     def __repr__(self) -> str:
-        return f"<Event {self.seq} {self.type.name} {self.level.title} {self.resource_id}>"
+        return f"<Event {self.seq} {self.type.name} {self.change.path}>"
 
 
 class Handler(Protocol):

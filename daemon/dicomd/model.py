@@ -88,14 +88,40 @@ class ChangeType(enum.IntEnum):
     UpdatedAttachment = 15
     UpdatedMetadata = 16
     # Events Orthanc only signals to its listeners; dicomd keeps them in the event log,
-    # hidden from /changes, so that handlers get them after a crash too.
+    # hidden from /changes, so that handlers get them after a crash too. From 4096: Orthanc's
+    # own numbers for such events; from 8192: dicomd's.
     Deleted = 4096
     RecycledPatient = 8192
+    # A job's life, logged in the transaction that changes its state; the public id is the
+    # job's ID and there is no resource level.
+    JobSubmitted = 8193
+    JobSuccess = 8194
+    JobFailure = 8195
 
     @property
     def in_log(self) -> bool:
         """Shown by ``GET /changes`` (Orthanc's logged change types)."""
         return self < 4096
+
+    @property
+    def is_job(self) -> bool:
+        """About a job, not a resource (its change has no level)."""
+        return self in _JOB_TYPES
+
+
+_JOB_TYPES = frozenset({ChangeType.JobSubmitted, ChangeType.JobSuccess, ChangeType.JobFailure})
+_JOB_ENDS = {"Success": ChangeType.JobSuccess, "Failure": ChangeType.JobFailure}
+
+
+def job_event(before: str | None, after: str) -> ChangeType | None:
+    """The event a job logs when its state goes from ``before`` (None: the job is new) to
+    ``after``: JobSubmitted for a new job, JobSuccess or JobFailure when it ends (a cancel
+    included), nothing otherwise: not for a retry, a pause, nor a resubmit, as in Orthanc."""
+    if before is None:
+        return ChangeType.JobSubmitted
+    if before == after:
+        return None
+    return _JOB_ENDS.get(after)
 
 
 def series_status(expected: int | None, indexes: list[str | None]) -> str:
@@ -146,14 +172,32 @@ class Origin:
 
 @dataclass(frozen=True)
 class Change:
-    """One entry of the change log, which is also the event log handlers are fed from."""
+    """One entry of the change log, which is also the event log handlers are fed from.
+
+    ``level`` is the resource's; a job event is about no resource: its level is None and
+    its ``public_id`` is the job's ID."""
 
     seq: int
     change_type: ChangeType
-    level: Level
+    level: Level | None
     public_id: str
     date: str
     payload: dict[str, Any] | None = None  # what a hidden event keeps of its resource
+
+    def __post_init__(self) -> None:
+        if (self.level is None) != self.change_type.is_job:
+            raise ValueError(f"a {self.change_type.name} change with level {self.level!r}")
+
+    @property
+    def resource_type(self) -> str | None:
+        """Orthanc's name of the level ("Patient"...); None for a job event."""
+        return self.level.title if self.level is not None else None
+
+    @property
+    def path(self) -> str:
+        """The REST path of what the change is about: ``/studies/{id}``, ``/jobs/{id}``."""
+        collection = self.level.plural if self.level is not None else "jobs"
+        return f"/{collection}/{self.public_id}"
 
 
 @dataclass(frozen=True)

@@ -100,13 +100,14 @@ def _change_json(change: Change) -> dict[str, Any]:
     return {
         "Seq": change.seq,
         "ChangeType": change.change_type.name,
-        "ResourceType": change.level.title,
+        "ResourceType": change.resource_type,
         "ID": change.public_id,
     }
 
 
 def _describe(change: Change) -> str:
-    return f"Seq {change.seq} {change.change_type.name} {change.level.title} {change.public_id}"
+    what = change.resource_type or "Job"
+    return f"Seq {change.seq} {change.change_type.name} {what} {change.public_id}"
 
 
 class HandlerCollector(Dispatcher):

@@ -28,7 +28,8 @@ from .scripting.routes import ScriptRequest, ScriptResponse
 __all__ = [
     "ChangeType", "Event", "Level", "Request", "Response", "RestAnswer",
     "on_stored_instance", "on_stable_series", "on_stable_study", "on_stable_patient",
-    "on_deleted", "on_updated", "on_recycled_patient", "on_change", "on_heartbeat",
+    "on_deleted", "on_updated", "on_recycled_patient", "on_job_submitted", "on_job_success",
+    "on_job_failure", "on_change", "on_heartbeat",
     "on_started", "on_stopping", "recycling_filter", "incoming_instance_filter", "http_filter",
     "route", "get_metadata", "set_metadata", "delete_metadata", "add_attachment", "protect",
     "unprotect", "forward", "delete", "set_stable", "describe", "lookup", "find",
@@ -103,8 +104,26 @@ def on_recycled_patient(function: EventCallback) -> EventCallback:
     return _on(ChangeType.RecycledPatient)(function)
 
 
+def on_job_submitted(function: EventCallback) -> EventCallback:
+    """A job was created (Lua ``OnJobSubmitted``); ``event.resource_id`` is its ID and
+    ``event.level`` is None."""
+    return _on(ChangeType.JobSubmitted)(function)
+
+
+def on_job_success(function: EventCallback) -> EventCallback:
+    """A job succeeded (Lua ``OnJobSuccess``); ``event.resource_id`` is its ID."""
+    return _on(ChangeType.JobSuccess)(function)
+
+
+def on_job_failure(function: EventCallback) -> EventCallback:
+    """A job failed for good, after its retries, or was cancelled (Lua ``OnJobFailure``);
+    ``event.resource_id`` is its ID, ``POST /jobs/{id}/resubmit`` runs it again."""
+    return _on(ChangeType.JobFailure)(function)
+
+
 def on_change(function: EventCallback) -> EventCallback:
-    """Every event of the log (``event.type`` tells which)."""
+    """Every event of the log (``event.type`` tells which; ``event.level`` is None for a
+    job's)."""
     return _on(*ChangeType)(function)
 
 

@@ -9,6 +9,10 @@ never holds the workers that serve the others. After the peer's ``MaxRetries`` t
 and stays visible, with its reason, until resubmitted or deleted (the dead letters). A 4xx
 fails at once (it would fail again), unless the job is ``Permissive``. Sending an instance
 twice is harmless: the peer answers ``AlreadyStored``.
+
+A job logs JobSubmitted when it is created and JobSuccess or JobFailure when it ends (a
+cancel is a failure; a retry or a resubmit logs nothing), in the transaction that changes
+its state, so that scripts' ``OnJob*`` callbacks get them even after a crash.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..errors import BadRequest, InexistentItem, UnknownResource
@@ -33,6 +37,7 @@ log = logging.getLogger(__name__)
 STORE_JOB = "OrthancPeerStore"
 MAX_BACKOFF = 60.0
 FINAL_STATES = ("Success", "Failure")
+CANCELED_JOB = 37  # Orthanc's ErrorCode_CanceledJob
 
 
 def backoff(attempts: int) -> float:
@@ -57,8 +62,10 @@ class JobEngine:
         peers: PeerRegistry,
         workers: int,
         history: int,
+        on_event: Callable[[], None] = lambda: None,
     ) -> None:
         self.index = index
+        self._on_event = on_event  # a job event was logged: deliver it now
         self.resources = resources
         self.peers = peers
         self.client = PeerClient()
@@ -122,6 +129,7 @@ class JobEngine:
             },
         )
         self.index.create_job(job, instances)
+        self._on_event()
         self._wake.set()
         return job
 
@@ -161,19 +169,20 @@ class JobEngine:
             return
         job.state = state
         if control == "cancel":
-            self._fail(job, 14, "Canceled job", "canceled by a user")
-        self.index.save_job(job)
+            self._cancelled(job)
+        self._save(job)
 
     def resume(self, job_id: str) -> None:
         job = self.get(job_id)
         if job.state == "Paused":
             job.state = "Pending"
             job.next_attempt = 0.0
-            self.index.save_job(job)
+            self._save(job)
             self._wake.set()
 
     def resubmit(self, job_id: str) -> None:
-        """Run a failed job again, from the first instance it did not send."""
+        """Run a failed job again, from the first instance it did not send (no new
+        JobSubmitted, as in Orthanc: it ends with JobSuccess or JobFailure again)."""
         job = self.get(job_id)
         if job.state != "Failure":
             raise BadRequest("Only a failed job can be resubmitted")
@@ -181,7 +190,7 @@ class JobEngine:
         job.completed = None
         job.next_attempt = 0.0
         job.data.update(Attempts=0, ErrorCode=0, ErrorDescription="Success", ErrorDetails="")
-        self.index.save_job(job)
+        self._save(job)
         self._wake.set()
 
     def delete(self, job_id: str) -> None:
@@ -229,7 +238,7 @@ class JobEngine:
             except Exception as exc:
                 log.exception("job %s failed unexpectedly", job.id)
                 self._fail(job, -1, "Internal error", str(exc))
-                self.index.save_job(job)
+                self._save(job)
 
     def _peers_backing_off(self) -> list[str]:
         now = time.time()
@@ -242,14 +251,14 @@ class JobEngine:
             peer = self.peers.get(data["Peer"])
         except InexistentItem as exc:
             self._fail(job, 7, "Inexistent item", str(exc))
-            self.index.save_job(job)
+            self._save(job)
             return
         instances = self.index.job_instances(job.id)
         saved = time.monotonic()
         while data["Position"] < len(instances):
             if self._stop.is_set():
                 job.state = "Pending"  # resumes at the next start
-                self.index.save_job(job)
+                self._save(job)
                 return
             if self._controlled(job):
                 return
@@ -260,11 +269,11 @@ class JobEngine:
             # The position is saved every SAVE_INTERVAL: after a crash, the instances sent
             # since are sent again, which the peer answers AlreadyStored.
             if time.monotonic() - saved >= self.SAVE_INTERVAL:
-                self.index.save_job(job)
+                self._save(job)
                 saved = time.monotonic()
         job.state = "Success"
         job.completed = time.time()
-        self.index.save_job(job)
+        self._save(job)
         self.index.trim_job_history(self.history)
         log.info("job %s: %d instance(s) sent to %s", job.id, len(instances), peer.name)
 
@@ -277,8 +286,8 @@ class JobEngine:
         if control == "pause":
             job.state = "Paused"
         else:
-            self._fail(job, 14, "Canceled job", "canceled by a user")
-        self.index.save_job(job)
+            self._cancelled(job)
+        self._save(job)
         return True
 
     def _send_one(self, job: JobRecord, peer: Peer, instance_id: str) -> bool:
@@ -300,7 +309,7 @@ class JobEngine:
                 data["Failed"] += 1
                 return True
             self._fail(job, 9, "Error in the network protocol", str(exc))
-            self.index.save_job(job)
+            self._save(job)
             return False
         data["Size"] += len(body)
         with self._lock:
@@ -327,14 +336,24 @@ class JobEngine:
             with self._lock:
                 self._backoff[peer.name] = job.next_attempt
             log.warning("job %s: %s; retry %d in %.0f s", job.id, reason, data["Attempts"], delay)
-        self.index.save_job(job)
+        self._save(job)
         return False
+
+    def _save(self, job: JobRecord) -> None:
+        """Save the job; the index logs JobSuccess or JobFailure with its end."""
+        if self.index.save_job(job) is not None:
+            self._on_event()
 
     @staticmethod
     def _fail(job: JobRecord, code: int, description: str, details: str) -> None:
         job.state = "Failure"
         job.completed = time.time()
         job.data.update(ErrorCode=code, ErrorDescription=description, ErrorDetails=details)
+
+    @classmethod
+    def _cancelled(cls, job: JobRecord) -> None:
+        """Orthanc's CanceledJob error, which scripts test to tell a cancel from a failure."""
+        cls._fail(job, CANCELED_JOB, "This job was canceled", "canceled by a user")
 
     # -- Orthanc's JSON --------------------------------------------------------------------
     @staticmethod

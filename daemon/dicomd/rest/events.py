@@ -24,7 +24,7 @@ def failures() -> Response:
                 "Handler": f.handler,
                 "Seq": f.change.seq,
                 "ChangeType": f.change.change_type.name,
-                "ResourceType": f.change.level.title,
+                "ResourceType": f.change.resource_type,  # null for a job event
                 "ResourceID": f.change.public_id,
                 "Attempts": f.attempts,
                 "Error": f.error,

@@ -51,6 +51,9 @@ NOTIFICATION_CALLBACKS = (
     *(f"OnDeleted{level}" for level in _LEVELS),
     *(f"OnUpdated{level}" for level in _LEVELS),
     "OnRecycledPatient",
+    "OnJobSubmitted",
+    "OnJobSuccess",
+    "OnJobFailure",
     "OnHeartBeat",
 )
 FILTER_CALLBACKS = ("ReceivedInstanceFilter", "IncomingHttpRequestFilter", "RecyclingFilter")
@@ -64,6 +67,9 @@ _BY_TYPE: dict[ChangeType, tuple[str, ...]] = {
     ChangeType.UpdatedMetadata: tuple(f"OnUpdated{level}" for level in _LEVELS),
     ChangeType.UpdatedAttachment: tuple(f"OnUpdated{level}" for level in _LEVELS),
     ChangeType.RecycledPatient: ("OnRecycledPatient",),
+    ChangeType.JobSubmitted: ("OnJobSubmitted",),
+    ChangeType.JobSuccess: ("OnJobSuccess",),
+    ChangeType.JobFailure: ("OnJobFailure",),
 }
 
 
@@ -380,6 +386,8 @@ class LuaEngine:
 
     @staticmethod
     def _arguments(event: Event) -> tuple[str, tuple[Any, ...]]:
+        if event.level is None:  # a job event: Orthanc passes the job's ID alone
+            return _BY_TYPE[event.type][0], (event.resource_id,)
         level = event.level.title
         if event.type is ChangeType.NewInstance:
             # The most frequent callback: what it does not read is not looked up.

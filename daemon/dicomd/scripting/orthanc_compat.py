@@ -166,6 +166,9 @@ _PLUGIN_CHANGES = {
     CoreChange.StableStudy: ChangeType.STABLE_STUDY,
     CoreChange.UpdatedAttachment: ChangeType.UPDATED_ATTACHMENT,
     CoreChange.UpdatedMetadata: ChangeType.UPDATED_METADATA,
+    CoreChange.JobSubmitted: ChangeType.JOB_SUBMITTED,
+    CoreChange.JobSuccess: ChangeType.JOB_SUCCESS,
+    CoreChange.JobFailure: ChangeType.JOB_FAILURE,
 }
 _ORIGINS = {
     "Unknown": InstanceOrigin.UNKNOWN,
@@ -384,7 +387,9 @@ class _Functions:  # method names are the plugin's
         self._once("OnChangeCallback")
 
         def on_change(event: Event) -> None:
-            callback(_PLUGIN_CHANGES[event.type], int(event.level), event.resource_id)
+            # A job event: NONE, and the job's ID as the resource's, as Orthanc passes it.
+            level = ResourceType.NONE if event.level is None else int(event.level)
+            callback(_PLUGIN_CHANGES[event.type], level, event.resource_id)
 
         on_change.__name__ = getattr(callback, "__name__", "on_change")
         registered = self.script.registered

@@ -139,8 +139,9 @@ class Index(ABC):
     def save_peer(self, name: str, definition: dict[str, Any] | None) -> None: ...
 
     @abstractmethod
-    def create_job(self, job: JobRecord, instances: list[str]) -> None:
-        """A new job, with the instances it sends (stored once: they never change)."""
+    def create_job(self, job: JobRecord, instances: list[str]) -> Change:
+        """A new job, with the instances it sends (stored once: they never change), and
+        its JobSubmitted event, in one transaction."""
 
     @abstractmethod
     def job_instances(self, job_id: str) -> list[str]: ...
@@ -150,8 +151,10 @@ class Index(ABC):
         """A pause or cancel asked while the job runs."""
 
     @abstractmethod
-    def save_job(self, job: JobRecord) -> None:
-        """Update a job's state and small data."""
+    def save_job(self, job: JobRecord) -> Change | None:
+        """Update a job's state and small data. In the same transaction, log the event
+        :func:`~dicomd.model.job_event` gives for the move from the state saved before
+        (JobSuccess or JobFailure when the job ends); returns it."""
 
     @abstractmethod
     def get_job(self, job_id: str) -> JobRecord | None: ...

@@ -14,6 +14,7 @@ set-up, no lock file, and SQLite opens the file ``immutable``, so that it neithe
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -36,11 +37,54 @@ CHANGE_COLUMNS = "seq, change_type, level, public_id, date, payload"
 
 def change_from_row(row: tuple) -> Change:
     payload = json.loads(row[5]) if row[5] else None
-    return Change(row[0], ChangeType(row[1]), Level(row[2]), row[3], row[4], payload)
+    level = Level(row[2]) if row[2] is not None else None
+    return Change(row[0], ChangeType(row[1]), level, row[3], row[4], payload)
 
 
 def file_info_from_row(row: tuple) -> FileInfo:
     return FileInfo(*row)
+
+
+# Columns that an index made by an earlier version declared NOT NULL and that may now be
+# NULL: the level of job events (which concern no resource).
+_NOW_NULLABLE = (("changes", "level"), ("handler_failures", "level"))
+
+
+def _upgrade(db: sqlite3.Connection, schema: str) -> None:
+    """Bring an index made by an earlier version to the current schema, in one transaction.
+    SQLite cannot drop a NOT NULL constraint, so such a table is rebuilt with the current
+    definition and its rows copied (its AUTOINCREMENT counter too)."""
+    stale = [
+        table
+        for table, column in _NOW_NULLABLE
+        if any(
+            row[1] == column and row[3]
+            for row in db.execute(f"PRAGMA table_info({table})").fetchall()
+        )
+    ]
+    if not stale:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for table in stale:
+            create = re.search(rf"CREATE TABLE IF NOT EXISTS {table} \(.*?\);", schema, re.S)
+            assert create is not None, table
+            counter = db.execute(
+                "SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)
+            ).fetchone()
+            db.execute(f"ALTER TABLE {table} RENAME TO {table}_before_upgrade")
+            db.execute(create.group(0))
+            db.execute(f"INSERT INTO {table} SELECT * FROM {table}_before_upgrade")
+            db.execute(f"DROP TABLE {table}_before_upgrade")  # and its indexes
+            if counter is not None:
+                db.execute("DELETE FROM sqlite_sequence WHERE name = ?", (table,))
+                db.execute(
+                    "INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (table, counter[0])
+                )
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
 
 
 class SQLiteDatabase:
@@ -70,6 +114,7 @@ class SQLiteDatabase:
         with self._write_lock:
             lock.exclusive()
             try:
+                _upgrade(self._writer, schema)
                 self._writer.executescript(schema)
             finally:
                 lock.release()
@@ -176,7 +221,7 @@ class SQLiteDatabase:
         db: sqlite3.Connection,
         change_type: ChangeType,
         resource_id: int | None,
-        level: Level,
+        level: Level | None,
         public_id: str,
         date: str,
         payload: dict[str, Any] | None = None,
@@ -187,7 +232,7 @@ class SQLiteDatabase:
             (
                 int(change_type),
                 resource_id,
-                int(level),
+                int(level) if level is not None else None,
                 public_id,
                 date,
                 int(change_type.in_log),
@@ -195,6 +240,7 @@ class SQLiteDatabase:
             ),
         )
         assert cur.lastrowid is not None
+        # Change checks that only job events have no level; raising here rolls back.
         return Change(cur.lastrowid, change_type, level, public_id, date, payload)
 
     @staticmethod

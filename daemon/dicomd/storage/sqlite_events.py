@@ -55,6 +55,7 @@ class SQLiteEvents(SQLiteDatabase):
                 )
 
     def record_failure(self, failure: HandlerFailure) -> None:
+        level = failure.change.level
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO handler_failures (handler, seq, change_type, level, public_id, "
@@ -63,7 +64,7 @@ class SQLiteEvents(SQLiteDatabase):
                     failure.handler,
                     failure.change.seq,
                     int(failure.change.change_type),
-                    int(failure.change.level),
+                    int(level) if level is not None else None,
                     failure.change.public_id,
                     failure.attempts,
                     failure.error,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
-from ..model import JobRecord
+from ..model import Change, ChangeType, JobRecord, job_event, now_iso
 from .sqlite_db import SQLiteDatabase
 
 _JOB_COLUMNS = "id, type, state, priority, created, completed, next_attempt, control, data"
@@ -41,13 +42,14 @@ class SQLiteJobs(SQLiteDatabase):
             )
 
     # -- jobs ------------------------------------------------------------------------------
-    def create_job(self, job: JobRecord, instances: list[str]) -> None:
+    def create_job(self, job: JobRecord, instances: list[str]) -> Change:
         with self._transaction() as db:
             db.execute(
                 f"INSERT INTO jobs ({_JOB_COLUMNS}, instances) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (*self._job_values(job), json.dumps(instances)),
             )
+            return self._log_job(db, ChangeType.JobSubmitted, job.id)
 
     def job_instances(self, job_id: str) -> list[str]:
         row = self._reader.execute("SELECT instances FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -72,14 +74,22 @@ class SQLiteJobs(SQLiteDatabase):
             json.dumps(job.data),
         )
 
-    def save_job(self, job: JobRecord) -> None:
-        """Update a job's state (its list of instances is written once, at creation)."""
+    def save_job(self, job: JobRecord) -> Change | None:
+        """Update a job's state (its list of instances is written once, at creation), and
+        log the event of the move from its saved state, if any."""
         with self._transaction() as db:
+            row = db.execute("SELECT state FROM jobs WHERE id = ?", (job.id,)).fetchone()
             db.execute(
                 "UPDATE jobs SET type = ?, state = ?, priority = ?, created = ?, completed = ?, "
                 "next_attempt = ?, control = ?, data = ? WHERE id = ?",
                 (*self._job_values(job)[1:], job.id),
             )
+            event = job_event(row[0], job.state) if row else None
+            return self._log_job(db, event, job.id) if event is not None else None
+
+    @classmethod
+    def _log_job(cls, db: sqlite3.Connection, event: ChangeType, job_id: str) -> Change:
+        return cls._log_change(db, event, None, None, job_id, now_iso())
 
     def get_job(self, job_id: str) -> JobRecord | None:
         row = self._reader.execute(

@@ -34,11 +34,13 @@ CREATE TABLE IF NOT EXISTS attachments (
 -- It is also the event log handlers are fed from: events Orthanc does not log (Deleted,
 -- RecycledPatient) are rows with in_log = 0 (not shown by /changes) and no resource_id, so
 -- that they outlive their resource; their payload says what scripts need to know of it.
+-- Job events (JobSubmitted, JobSuccess, JobFailure) are hidden too, with the job's ID as
+-- public_id and no level.
 CREATE TABLE IF NOT EXISTS changes (
     seq          INTEGER PRIMARY KEY AUTOINCREMENT,
     change_type  INTEGER NOT NULL,
     resource_id  INTEGER REFERENCES resources(id) ON DELETE CASCADE,
-    level        INTEGER NOT NULL,
+    level        INTEGER,  -- NULL for a job event
     public_id    TEXT    NOT NULL,
     date         TEXT    NOT NULL,
     in_log       INTEGER NOT NULL DEFAULT 1,
@@ -71,7 +73,7 @@ CREATE TABLE IF NOT EXISTS handler_failures (
     handler      TEXT    NOT NULL,
     seq          INTEGER NOT NULL,
     change_type  INTEGER NOT NULL,
-    level        INTEGER NOT NULL,
+    level        INTEGER,
     public_id    TEXT    NOT NULL,
     attempts     INTEGER NOT NULL,
     error        TEXT    NOT NULL,
