@@ -2,7 +2,7 @@
 
 Usage, from the project root (as root: Orthanc runs in a loopback-only network namespace)::
 
-    python benchmarks/lua.py                     # 500 small CT instances, 4 clients, median of 3
+    python benchmarks/lua.py                     # 2000 small CT instances, 4 clients, median of 3
     python benchmarks/lua.py --patients 2 --repeat 1
     python benchmarks/lua.py --only dicomd       # dicomd only, no namespace needed
 
@@ -157,7 +157,7 @@ def generate(args: argparse.Namespace) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--patients", type=int, default=5, help="100 instances each")
+    parser.add_argument("--patients", type=int, default=20, help="100 instances each")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", choices=("dicomd", "orthanc"))

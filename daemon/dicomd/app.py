@@ -69,6 +69,8 @@ class Daemon:
         quiet_pydicom()
         self.config = config
         self.role = role
+        # This process's place among the daemon's HTTP processes (the main one is 0).
+        self.http_slot = 0
         if not read_only:
             config.index_directory.mkdir(parents=True, exist_ok=True)
         self._owner_lock = FileLock(config.index_directory / "dicomd.lock")
@@ -152,13 +154,22 @@ class Daemon:
         """Start serving HTTP; returns once the port is bound. With several processes,
         each binds its own socket to the port (``SO_REUSEPORT``), so that the kernel
         spreads connections over them."""
+        from .rest.balance import ConnectionShares
         from .rest.server import HttpServer
 
         app = self._flask_app()
         config = self.config
         shared = config.process_count > 1
+        shares = None
+        if shared:
+            shares = ConnectionShares(
+                config.index_directory,
+                config.process_count,
+                self.http_slot,
+                create=self.role == "main",
+            )
         self._http = HttpServer(
-            app, config.bind_address, config.http_port, config.http_threads_count, shared
+            app, config.bind_address, config.http_port, config.http_threads_count, shared, shares
         )
         self._http.bind()
         if self.role == "main" and config.process_count > 1:

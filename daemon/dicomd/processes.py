@@ -41,8 +41,8 @@ class HelperProcesses:
             "base_dir": str(self._config.base_dir),
             "port": self._port,  # the main process's, even when the configuration says 0
         }
-        message = json.dumps(request).encode() + b"\n"
-        for _ in range(self._count):
+        for slot in range(1, self._count + 1):
+            message = json.dumps({**request, "slot": slot}).encode() + b"\n"
             proc = subprocess.Popen(
                 [sys.executable, "-m", "dicomd", "serve-helper"],
                 stdin=subprocess.PIPE,
@@ -84,6 +84,7 @@ def run_helper(stdin: IO[bytes]) -> int:
     config = build_config(request["raw"], Path(request["base_dir"]))
     config = dataclasses.replace(config, http_port=int(request["port"]))
     daemon = Daemon(config, role="helper")
+    daemon.http_slot = int(request["slot"])
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
 

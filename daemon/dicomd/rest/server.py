@@ -9,6 +9,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from cheroot import server, wsgi
+from cheroot.makefile import MakeFile
+
+from .balance import ConnectionShares
+
+# The cheroot server's attribute holding the processes' connection shares.
+SHARES_ATTRIBUTE = "dicomd_connection_shares"
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +49,32 @@ class _Request(server.HTTPRequest):
         finally:
             self.rfile = original
 
+    def send_headers(self) -> None:
+        conn = self.conn
+        if not self.close_connection and isinstance(conn, _Connection) and conn.should_leave():
+            self.close_connection = True  # "Connection: close": the client reconnects
+        super().send_headers()
+
 
 class _Connection(server.HTTPConnection):
+    """Counts itself in the processes' shares of busy connections, when there are several."""
+
     RequestHandlerClass = _Request
+
+    def __init__(self, http_server: Any, sock: Any, makefile: Any = None) -> None:
+        super().__init__(http_server, sock, makefile or MakeFile)
+        self._shares: ConnectionShares | None = getattr(http_server, SHARES_ATTRIBUTE, None)
+
+    def should_leave(self) -> bool:
+        return self._shares is not None and self._shares.served(id(self))
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self._shares is not None:
+                self._shares.closed(id(self))
+                self._shares = None
 
 
 def read_body(environ: dict[str, Any]) -> bytes | None:
@@ -124,7 +153,7 @@ class HttpServer:
     With ``reuse_port``, the socket is bound with ``SO_REUSEPORT``, so that the other
     processes of the daemon bind the same port and the kernel shares connections out
     among them (a socket inherited by all of them would let one process take nearly every
-    connection).
+    connection); ``shares`` then keeps the processes' numbers of connections even.
     """
 
     def __init__(
@@ -134,6 +163,7 @@ class HttpServer:
         port: int,
         threads: int,
         reuse_port: bool = False,
+        shares: ConnectionShares | None = None,
     ) -> None:
         if reuse_port and port == 0:
             port = _free_port(host)  # cheroot shares only a known port
@@ -148,6 +178,8 @@ class HttpServer:
             reuse_port=reuse_port,
         )
         self._server.ConnectionClass = _Connection
+        setattr(self._server, SHARES_ATTRIBUTE, shares)
+        self._shares = shares
         self._thread: threading.Thread | None = None
 
     @property
@@ -165,6 +197,8 @@ class HttpServer:
         """Bind and listen (so the port is known, even port 0), without serving yet."""
         if not self._server.ready:
             self._server.prepare()
+            if self._shares is not None:
+                self._shares.listening()
 
     def start(self) -> None:
         """Serve in a background thread (binding first if needed)."""
@@ -177,3 +211,5 @@ class HttpServer:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        if self._shares is not None:
+            self._shares.close()
