@@ -118,6 +118,7 @@ class Daemon:
         self._http: HttpServer | None = None
         self._helpers: HelperProcesses | None = None
         self._app: Any = None  # the Flask app, built once
+        self._rest: InProcessRest | None = None
         self._app_lock = threading.Lock()
         self._hot_folders: HotFolders | None = None
         self._script_engines: list[ScriptEngine] = []
@@ -220,7 +221,10 @@ class Daemon:
         """The REST API for scripts, called in process."""
         from .rest.inprocess import InProcessRest
 
-        return InProcessRest(self._flask_app())
+        client = self._rest
+        if client is None:
+            client = self._rest = InProcessRest(self._flask_app(), self)
+        return client
 
     def stop(self) -> None:
         if self._hot_folders is not None:

@@ -11,6 +11,7 @@ from ..errors import BadFileFormat, BadRequest
 
 if TYPE_CHECKING:
     from ..app import Daemon
+    from ..scripting.api import RestAnswer
 
 
 def daemon() -> Daemon:
@@ -38,6 +39,22 @@ def int_arg(name: str) -> int | None:
         return int(value)
     except ValueError:
         raise BadRequest(f'Argument "{name}" must be an integer') from None
+
+
+TEXT = "text/plain; charset=utf-8"
+
+
+def flask_answer(answer: RestAnswer) -> Response:
+    """A route's framework-free answer as a Flask response."""
+    response = Response(answer.body, status=answer.status)
+    for key, value in answer.headers.items():
+        response.headers[key] = value
+    return response
+
+
+def lower_headers() -> dict[str, str]:
+    """The request's headers, by lower-case name."""
+    return {key.lower(): value for key, value in request.headers.items()}
 
 
 def text_response(value: str | bytes = "", etag: str | None = None) -> Response:

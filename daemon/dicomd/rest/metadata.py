@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask import Blueprint, Response, request
 
 from ..metadata import value_etag, value_md5
 from ..model import Level
 from ..revisions import etag, not_modified
-from .common import (
-    daemon,
-    flag,
-    if_match,
-    if_none_match,
-    json_response,
-    not_modified_response,
-    text_response,
-)
+from ..scripting.api import RestAnswer
+from .common import TEXT, daemon, flag, flask_answer, json_response, lower_headers
+from .inprocess import direct
+
+if TYPE_CHECKING:
+    from ..app import Daemon
 
 blueprint = Blueprint("metadata", __name__)
 
@@ -34,28 +33,57 @@ def list_metadata(collection: str, public_id: str) -> Response:
     )
 
 
-@blueprint.get(f"{_BASE}/<name>")
-def get_metadata(collection: str, public_id: str, name: str) -> Response:
-    found = daemon().metadata.get(Level.from_plural(collection), public_id, name)
+# One metadata value: each route is a function of the request's parts, answering a
+# RestAnswer, so that scripts' in-process calls reach it without the Flask request machinery
+# (see ``inprocess.direct``); the Flask views below only adapt it.
+
+
+@direct("metadata.get_metadata")
+def read_value(
+    d: Daemon, args: dict[str, str], _body: bytes, headers: dict[str, str]
+) -> RestAnswer:
+    found = d.metadata.get(Level.from_plural(args["collection"]), args["public_id"], args["name"])
     if found is None:
-        return Response(status=404)  # Orthanc answers nothing
+        return RestAnswer(404, b"")  # Orthanc answers nothing
     value, revision = found
     md5 = value_md5(value)
-    if not_modified(if_none_match(), revision, md5):
-        return not_modified_response(etag(revision, md5))
-    return text_response(value, etag=etag(revision, md5))
+    tag = etag(revision, md5)
+    if not_modified(headers.get("if-none-match"), revision, md5):
+        return RestAnswer(304, b"", {"ETag": tag})
+    return RestAnswer(200, value.encode("utf-8"), {"Content-Type": TEXT, "ETag": tag})
+
+
+@direct("metadata.set_metadata")
+def write_value(
+    d: Daemon, args: dict[str, str], body: bytes, headers: dict[str, str]
+) -> RestAnswer:
+    level = Level.from_plural(args["collection"])
+    revision, _change = d.metadata.set(
+        level, args["public_id"], args["name"], body, headers.get("if-match")
+    )
+    tag = value_etag(revision, body.decode("utf-8"))
+    return RestAnswer(200, b"", {"Content-Type": TEXT, "ETag": tag})
+
+
+@direct("metadata.delete_metadata")
+def delete_value(
+    d: Daemon, args: dict[str, str], _body: bytes, headers: dict[str, str]
+) -> RestAnswer:
+    level = Level.from_plural(args["collection"])
+    d.metadata.delete(level, args["public_id"], args["name"], headers.get("if-match"))
+    return RestAnswer(200, b"", {"Content-Type": TEXT})
+
+
+@blueprint.get(f"{_BASE}/<name>")
+def get_metadata(**args: str) -> Response:
+    return flask_answer(read_value(daemon(), args, b"", lower_headers()))
 
 
 @blueprint.put(f"{_BASE}/<name>")
-def set_metadata(collection: str, public_id: str, name: str) -> Response:
-    value = request.get_data()
-    revision, _change = daemon().metadata.set(
-        Level.from_plural(collection), public_id, name, value, if_match()
-    )
-    return text_response(etag=value_etag(revision, value.decode("utf-8")))
+def set_metadata(**args: str) -> Response:
+    return flask_answer(write_value(daemon(), args, request.get_data(), lower_headers()))
 
 
 @blueprint.delete(f"{_BASE}/<name>")
-def delete_metadata(collection: str, public_id: str, name: str) -> Response:
-    daemon().metadata.delete(Level.from_plural(collection), public_id, name, if_match())
-    return text_response()
+def delete_metadata(**args: str) -> Response:
+    return flask_answer(delete_value(daemon(), args, b"", lower_headers()))
