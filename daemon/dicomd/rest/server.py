@@ -51,9 +51,19 @@ class _Request(server.HTTPRequest):
 
     def send_headers(self) -> None:
         conn = self.conn
-        if not self.close_connection and isinstance(conn, _Connection) and conn.should_leave():
+        if (
+            not self.close_connection
+            and self._body_consumed()
+            and isinstance(conn, _Connection)
+            and conn.should_leave()
+        ):
             self.close_connection = True  # "Connection: close": the client reconnects
         super().send_headers()
+
+    def _body_consumed(self) -> bool:
+        """Whether the request's body was read to its end: closing on a client still
+        sending would reset the connection under it, losing the answer."""
+        return not self.chunked_read and not getattr(self.rfile, "remaining", 0)
 
 
 class _Connection(server.HTTPConnection):
