@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +12,7 @@ from .attachments import AttachmentService
 from .changes import ChangeLogService
 from .config import Config
 from .delivery import Dispatcher
-from .errors import StorageInUse
+from .errors import StartError, StorageInUse
 from .events import EventSource, Filters
 from .ingest import IngestPipeline
 from .metadata import MetadataService
@@ -32,8 +33,9 @@ from .storage.store import FileStore
 
 if TYPE_CHECKING:
     from .hotfolders import HotFolders
+    from .rest.balance import ConnectionShares
     from .rest.inprocess import InProcessRest
-    from .rest.server import HttpServer
+    from .rest.server import HttpServer, PortReservation
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +118,8 @@ class Daemon:
         )
         self.attachments = AttachmentService(self.index, self.store, self.resources, config)
         self._http: HttpServer | None = None
+        self._port: PortReservation | None = None
+        self._shares: ConnectionShares | None = None
         self._helpers: HelperProcesses | None = None
         self._app: Any = None  # the Flask app, built once
         self._rest: InProcessRest | None = None
@@ -147,39 +151,56 @@ class Daemon:
 
     @property
     def http_port(self) -> int:
+        if self._port is not None:
+            return self._port.port
         if self._http is None:
             raise RuntimeError("the HTTP server is not running")
         return self._http.port
 
     def start(self) -> None:
-        """Start serving HTTP; returns once the port is bound. With several processes,
-        each binds its own socket to the port (``SO_REUSEPORT``), so that the kernel
-        spreads connections over them."""
-        from .rest.balance import ConnectionShares
-        from .rest.server import HttpServer
+        """Start serving HTTP; returns once the daemon answers on its port.
 
-        app = self._flask_app()
+        With one process it serves HTTP and runs the background work. With several
+        (``HttpProcesses``), the main process only holds the port and runs the background
+        work (event delivery to scripts, stability, jobs, schedules, hot folders), and that
+        many helper processes serve HTTP, each binding the port (``SO_REUSEPORT``) so that
+        the kernel spreads connections over them: notifications and scripts then never
+        compete with uploads for a process's GIL."""
+        from .rest.balance import ConnectionShares
+        from .rest.server import HttpServer, PortReservation
+
         config = self.config
-        shared = config.process_count > 1
+        several = config.process_count > 1
         shares = None
-        if shared:
+        if several:
             shares = ConnectionShares(
                 config.index_directory,
-                config.process_count,
+                config.process_count + 1,  # the main process's slot stays empty
                 self.http_slot,
                 create=self.role == "main",
             )
-        self._http = HttpServer(
-            app, config.bind_address, config.http_port, config.http_threads_count, shared, shares
-        )
-        self._http.bind()
-        if self.role == "main" and config.process_count > 1:
-            # Helpers first, so that once the daemon answers, all its processes exist.
-            self._helpers = HelperProcesses(config, self._http.port, config.process_count - 1)
+        if self.role == "main" and several:
+            assert shares is not None
+            self._shares = shares
+            self._port = PortReservation(config.bind_address, config.http_port)
+            self._helpers = HelperProcesses(config, self._port.port, config.process_count)
             self._helpers.start()
-        # Scripts before the first request, so that their filters see every request.
-        self._script_engines = start_engines(self)
-        self._http.start()
+            self._script_engines = start_engines(self)
+            self._await_helpers(shares)
+        else:
+            app = self._flask_app()
+            self._http = HttpServer(
+                app,
+                config.bind_address,
+                config.http_port,
+                config.http_threads_count,
+                several,
+                shares,
+            )
+            self._http.bind()
+            # Scripts before the first request, so that their filters see every request.
+            self._script_engines = start_engines(self)
+            self._http.start()
         if self.role == "main":
             self.stability.start()
             self.events.start()
@@ -187,6 +208,15 @@ class Daemon:
             self.jobs.start()
             log.info("dicomd listening on http://%s:%d", config.bind_address, self.http_port)
             self._start_hot_folders()
+
+    def _await_helpers(self, shares: ConnectionShares, timeout: float = 120) -> None:
+        """Wait until every helper process listens on the port."""
+        assert self._helpers is not None
+        deadline = time.monotonic() + timeout
+        while shares.listening_processes() < self.config.process_count:
+            if self._helpers.exited() or time.monotonic() > deadline:
+                raise StartError("the HTTP processes did not start; see the log above")
+            time.sleep(0.05)
 
     def start_scripts(self) -> None:
         """Start the script engines and nothing else: no HTTP port, event delivery, jobs,
@@ -237,6 +267,12 @@ class Daemon:
         if self._helpers is not None:
             self._helpers.stop()
             self._helpers = None
+        if self._port is not None:
+            self._port.close()
+            self._port = None
+        if self._shares is not None:
+            self._shares.close()
+            self._shares = None
         for engine in self._script_engines:
             try:
                 engine.stop()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import __version__
 from .config import load_config
-from .errors import ConfigError, StorageInUse
+from .errors import ConfigError, StartError, StorageInUse
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"dicomd: configuration error: {exc}", file=sys.stderr)
         return 2
-    except StorageInUse as exc:
+    except (StorageInUse, StartError) as exc:
         print(f"dicomd: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:

@@ -44,6 +44,10 @@ class StorageInUse(DicomdError):
     """Another daemon already runs on this storage."""
 
 
+class StartError(DicomdError):
+    """The daemon could not start (its HTTP processes did not come up)."""
+
+
 class ReadOnlyIndex(DicomdError):
     """The index was opened read-only (``dicomd replay --dry-run``), and something tried to
     write to it, or it cannot be read without writing."""

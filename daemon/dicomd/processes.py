@@ -1,12 +1,14 @@
-"""Extra processes serving the REST API, so uploads use every core despite Python's GIL.
+"""The processes serving the REST API, so uploads use every core despite Python's GIL.
 
-The main process binds its listening socket (with ``SO_REUSEPORT``), repairs the store, then
-starts helpers that bind their own sockets to the same port, so that the kernel spreads
-connections over the processes; each helper builds its own index connections and file store
-over the same folders and serves the same app. Background work (event delivery, schedules,
-jobs, hot folders) stays in the main process; script filters run in every process. A helper
-reads its configuration from its standard input and then watches it: when the main process
-exits, even by ``kill -9``, the pipe closes and the helper stops.
+With ``HttpProcesses`` above 1, the main process holds the port (a socket bound with
+``SO_REUSEPORT``, not listening), repairs the store, then starts that many helpers; each binds
+its own listening socket to the same port, so that the kernel spreads connections over them,
+and builds its own index connections and file store over the same folders to serve the same
+app. The main process serves no HTTP: it runs the background work (event delivery to
+scripts, schedules, jobs, hot folders), which thus never competes with uploads for a GIL;
+script filters run in every process. A helper reads its configuration from its standard
+input and then watches it: when the main process exits, even by ``kill -9``, the pipe closes
+and the helper stops.
 """
 
 from __future__ import annotations
@@ -56,6 +58,10 @@ class HelperProcesses:
             self._count,
             ", ".join(str(p.pid) for p in self._procs),
         )
+
+    def exited(self) -> bool:
+        """Whether a helper has exited."""
+        return any(proc.poll() is not None for proc in self._procs)
 
     def stop(self, timeout: float = 8) -> None:
         """Ask the helpers to finish their requests and exit; kill those that do not."""

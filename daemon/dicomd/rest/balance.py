@@ -137,6 +137,15 @@ class ConnectionShares:
             self._leaving.discard(connection)
             self._publish(self._busy(time.monotonic()))
 
+    def listening_processes(self) -> int:
+        """How many processes are listening now (alive, between :meth:`listening` and
+        :meth:`close`)."""
+        with self._lock:
+            if self._map.closed:
+                return 0
+            slots = [_SLOT.unpack_from(self._map, i * _SLOT.size) for i in range(self.processes)]
+        return sum(1 for pid, _ in slots if pid and _alive(pid))
+
     def close(self) -> None:
         """This process stops listening: it has no share any more."""
         self._stopping.set()

@@ -157,6 +157,26 @@ def _free_port(host: str) -> int:
         return int(probe.getsockname()[1])
 
 
+class PortReservation:
+    """The daemon's port, held by the main process while the helper processes serve it: a
+    socket bound with ``SO_REUSEPORT`` but not listening, so that no connection is ever
+    placed on it, and no other program can take the port (0: a free one is picked)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            self._socket.bind((host, port))
+        except OSError:
+            self._socket.close()
+            raise
+        self.port = int(self._socket.getsockname()[1])
+
+    def close(self) -> None:
+        self._socket.close()
+
+
 class HttpServer:
     """Serves a WSGI app on ``host:port`` from a pool of threads, in the background.
 
