@@ -151,12 +151,6 @@ def discard_body(environ: dict[str, Any]) -> None:
             pass
 
 
-def _free_port(host: str) -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
-
-
 class PortReservation:
     """The daemon's port, held by the main process while the helper processes serve it: a
     socket bound with ``SO_REUSEPORT`` but not listening, so that no connection is ever
@@ -195,8 +189,6 @@ class HttpServer:
         reuse_port: bool = False,
         shares: ConnectionShares | None = None,
     ) -> None:
-        if reuse_port and port == 0:
-            port = _free_port(host)  # cheroot shares only a known port
         self._server = wsgi.Server(
             (host, port),
             app,
