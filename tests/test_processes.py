@@ -90,3 +90,31 @@ def test_a_second_daemon_on_the_same_storage_is_refused(daemon_process) -> None:
     assert run.returncode != 0
     assert "another dicomd is using" in run.stderr
     assert first.client().get("/system").status_code == 200
+
+
+@pytest.mark.slow
+def test_a_helper_that_dies_is_started_again(daemon_process) -> None:
+    proc = daemon_process(HttpProcesses=2).start()
+    assert proc.proc is not None
+    helpers = children_of(proc.proc.pid)
+    assert len(helpers) == 2
+    os.kill(helpers[0], signal.SIGKILL)
+    replaced = wait_for(
+        lambda: (
+            (kids := children_of(proc.proc.pid))
+            and len(kids) == 2
+            and helpers[0] not in kids
+            and kids
+        ),
+        timeout=20,
+    )
+    assert helpers[1] in replaced
+    # The new helper serves: every connection of a few clients gets answers.
+    files = make_series(12)
+    answers = upload_concurrently(proc.client, files, clients=4)
+    assert sorted(a["Status"] for a in answers) == ["Success"] * 12
+    log = proc.log_path.read_text()
+    assert f"helper process {helpers[0]} exited with status -9; starting another" in log, log
+    proc.proc.send_signal(signal.SIGTERM)
+    assert proc.proc.wait(timeout=15) == 0
+    wait_for(lambda: not any(alive(p) for p in replaced), timeout=5)

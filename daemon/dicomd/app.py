@@ -187,6 +187,7 @@ class Daemon:
             self._helpers.start()
             self._script_engines = start_engines(self)
             self._await_helpers(shares)
+            self._helpers.watch()
         else:
             app = self._flask_app()
             self._http = HttpServer(

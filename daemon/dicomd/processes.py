@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -29,46 +30,97 @@ log = logging.getLogger(__name__)
 
 
 class HelperProcesses:
-    """The helper processes of one daemon."""
+    """The helper processes of one daemon. Once they all serve (:meth:`watch`), one that
+    exits while the daemon runs (a crash, ``kill -9``) is started again, since the main
+    process serves no HTTP itself; at most once every ``RESTART_SECONDS`` per helper, so
+    that one that cannot start does not spin."""
+
+    RESTART_CHECK_SECONDS = 1.0
+    RESTART_SECONDS = 5.0
 
     def __init__(self, config: Config, port: int, count: int) -> None:
         self._config = config
         self._port = port
         self._count = count
-        self._procs: list[subprocess.Popen[bytes]] = []
+        self._procs: dict[int, subprocess.Popen[bytes]] = {}  # by slot
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._spawned: dict[int, float] = {}  # slot -> when its process was started
 
-    def start(self) -> None:
+    def _spawn(self, slot: int) -> subprocess.Popen[bytes]:
         request = {
             "raw": dict(self._config.raw),
             "base_dir": str(self._config.base_dir),
             "port": self._port,  # the main process's, even when the configuration says 0
+            "slot": slot,
         }
-        for slot in range(1, self._count + 1):
-            message = json.dumps({**request, "slot": slot}).encode() + b"\n"
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "dicomd", "serve-helper"],
-                stdin=subprocess.PIPE,
-            )
-            assert proc.stdin is not None
-            proc.stdin.write(message)
-            proc.stdin.flush()
-            self._procs.append(proc)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dicomd", "serve-helper"], stdin=subprocess.PIPE
+        )
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps(request).encode() + b"\n")
+        proc.stdin.flush()
+        self._spawned[slot] = time.monotonic()
+        return proc
+
+    def start(self) -> None:
+        with self._lock:
+            for slot in range(1, self._count + 1):
+                self._procs[slot] = self._spawn(slot)
         log.info(
             "%d helper process(es) serving HTTP: pids %s",
             self._count,
-            ", ".join(str(p.pid) for p in self._procs),
+            ", ".join(str(p.pid) for p in self._procs.values()),
         )
 
+    def watch(self) -> None:
+        """From now on, start again a helper that exits."""
+        self._watcher = threading.Thread(
+            target=self._watch, name="dicomd-helper-watch", daemon=True
+        )
+        self._watcher.start()
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(self.RESTART_CHECK_SECONDS):
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                for slot, proc in list(self._procs.items()):
+                    code = proc.poll()
+                    if code is None:
+                        continue
+                    if time.monotonic() - self._spawned[slot] < self.RESTART_SECONDS:
+                        continue
+                    log.error(
+                        "helper process %d exited with status %d; starting another", proc.pid, code
+                    )
+                    if proc.stdin is not None:
+                        proc.stdin.close()
+                    self._procs[slot] = self._spawn(slot)
+
     def exited(self) -> bool:
-        """Whether a helper has exited."""
-        return any(proc.poll() is not None for proc in self._procs)
+        """Whether a helper has exited (and not been started again yet)."""
+        with self._lock:
+            return any(proc.poll() is not None for proc in self._procs.values())
+
+    def pids(self) -> list[int]:
+        with self._lock:
+            return [proc.pid for proc in self._procs.values()]
 
     def stop(self, timeout: float = 8) -> None:
         """Ask the helpers to finish their requests and exit; kill those that do not."""
-        for proc in self._procs:
+        self._stopping.set()
+        if self._watcher is not None:
+            self._watcher.join()
+            self._watcher = None
+        with self._lock:
+            procs = list(self._procs.values())
+            self._procs.clear()
+        for proc in procs:
             if proc.stdin is not None:
                 proc.stdin.close()
-        for proc in self._procs:
+        for proc in procs:
             try:
                 code = proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -78,7 +130,6 @@ class HelperProcesses:
                 continue
             if code != 0:
                 log.warning("helper process %d exited with status %d", proc.pid, code)
-        self._procs.clear()
 
 
 def run_helper(stdin: IO[bytes]) -> int:
