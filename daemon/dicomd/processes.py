@@ -104,10 +104,6 @@ class HelperProcesses:
         with self._lock:
             return any(proc.poll() is not None for proc in self._procs.values())
 
-    def pids(self) -> list[int]:
-        with self._lock:
-            return [proc.pid for proc in self._procs.values()]
-
     def stop(self, timeout: float = 8) -> None:
         """Ask the helpers to finish their requests and exit; kill those that do not."""
         self._stopping.set()

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 
 from .auth import install_auth
+from .common import normalise_path
 from .errors import register_error_handlers
 from .script_routes import install_script_routes
 
 if TYPE_CHECKING:
     from ..app import Daemon
-
-_SLASHES = re.compile(r"//+")
 
 
 class _NormalisePath:
@@ -26,12 +24,7 @@ class _NormalisePath:
         self.app = app
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        path = environ.get("PATH_INFO", "")
-        if "//" in path:
-            path = _SLASHES.sub("/", path)
-        if len(path) > 1 and path.endswith("/"):
-            path = path.rstrip("/") or "/"
-        environ["PATH_INFO"] = path
+        environ["PATH_INFO"] = normalise_path(environ.get("PATH_INFO", ""))
         return self.app(environ, start_response)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -42,6 +43,16 @@ def int_arg(name: str) -> int | None:
 
 
 TEXT = "text/plain; charset=utf-8"
+_SLASHES = re.compile(r"//+")
+
+
+def normalise_path(path: str) -> str:
+    """Repeated slashes mean one slash and a trailing slash is ignored, as in Orthanc."""
+    if "//" in path:
+        path = _SLASHES.sub("/", path)
+    if len(path) > 1 and path.endswith("/"):
+        path = path.rstrip("/") or "/"
+    return path
 
 
 def flask_answer(answer: RestAnswer) -> Response:

@@ -7,10 +7,11 @@ are through ``empty_body``.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
-from flask import Flask, Response, current_app, json, request
+from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from ..errors import BadFileFormat, DicomdError, InternalError, UnknownResource
@@ -34,14 +35,20 @@ def error_body(error: DicomdError, *, method: str, uri: str) -> dict[str, Any]:
     return body
 
 
+def error_text(error: DicomdError, *, method: str, uri: str, describe: bool) -> bytes:
+    """What an error answers: Orthanc's JSON body, or nothing when the error has none or
+    ``HttpDescribeErrors`` is off."""
+    if error.empty_body or not describe:
+        return b""
+    return json.dumps(error_body(error, method=method, uri=uri), indent=3, sort_keys=True).encode()
+
+
 def error_response(error: DicomdError) -> Response:
-    if error.empty_body or not current_app.config.get("DESCRIBE_ERRORS", True):
+    describe = current_app.config.get("DESCRIBE_ERRORS", True)
+    text = error_text(error, method=request.method, uri=request.path, describe=describe)
+    if not text:
         return Response(b"", status=error.http_status)
-    body = error_body(error, method=request.method, uri=request.path)
-    response = Response(
-        json.dumps(body, indent=3), status=error.http_status, mimetype="application/json"
-    )
-    return response
+    return Response(text, status=error.http_status, mimetype="application/json")
 
 
 class UnknownRoute(UnknownResource):

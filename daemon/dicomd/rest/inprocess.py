@@ -12,9 +12,7 @@ Flask machinery was about a third of the callback's cost.
 from __future__ import annotations
 
 import io
-import json
 import logging
-import re
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -26,6 +24,7 @@ from werkzeug.routing import RequestRedirect
 from ..errors import DicomdError
 from ..scripting.api import RestAnswer
 from ..scripting.routes import ScriptRoutes
+from .common import normalise_path
 from .script_routes import BUILTIN_KEY, script_routes
 
 if TYPE_CHECKING:
@@ -41,7 +40,6 @@ ORIGIN_KEY = "dicomd.request_origin"
 # A route's view as a function of (daemon, URL arguments, body, lower-case headers).
 DirectView = Callable[["Daemon", dict[str, str], bytes, dict[str, str]], RestAnswer]
 _DIRECT: dict[str, DirectView] = {}
-_SLASHES = re.compile(r"//+")
 
 
 def direct(endpoint: str) -> Callable[[DirectView], DirectView]:
@@ -104,9 +102,7 @@ class InProcessRest:
         path, _, query = uri.partition("?")
         if query or "%" in path:
             return None
-        path = _SLASHES.sub("/", path)
-        if len(path) > 1:
-            path = path.rstrip("/") or "/"
+        path = normalise_path(path)
         routes = self.script_routes
         if routes and not builtin and routes.match(method, path):
             return None  # a script serves this URI
@@ -121,7 +117,9 @@ class InProcessRest:
             lowered = {k.lower(): v for k, v in headers.items()}
             answer = view(self._daemon, dict(args), body, lowered)
         except DicomdError as error:
-            answer = _error_answer(error, method, path, self._app.config.get("DESCRIBE_ERRORS"))
+            answer = _error_answer(
+                error, method, path, self._app.config.get("DESCRIBE_ERRORS", True)
+            )
         # What Flask answers when a response names no type.
         answer.headers.setdefault("Content-Type", "text/html; charset=utf-8")
         return answer
@@ -164,13 +162,11 @@ def _environ(method: str, uri: str, body: bytes, headers: dict[str, str]) -> dic
     return environ
 
 
-def _error_answer(error: DicomdError, method: str, path: str, describe: Any) -> RestAnswer:
+def _error_answer(error: DicomdError, method: str, path: str, describe: bool) -> RestAnswer:
     """What the app's error handler answers for ``error`` (see ``errors.py``)."""
-    from .errors import error_body
+    from .errors import error_text
 
     if error.http_status >= 500:
         log.error("%s %s failed: %s", method, path, error)
-    if error.empty_body or describe is False:
-        return RestAnswer(error.http_status, b"")
-    text = json.dumps(error_body(error, method=method, uri=path), indent=3, sort_keys=True)
-    return RestAnswer(error.http_status, text.encode(), {"Content-Type": "application/json"})
+    text = error_text(error, method=method, uri=path, describe=describe)
+    return RestAnswer(error.http_status, text, {"Content-Type": "application/json"} if text else {})
