@@ -82,6 +82,42 @@ def check_dicomd(cmd: list[str]) -> str | None:
     return f"`import dicomd.cli` fails: {tail[0]}"
 
 
+def process_tree(pid: int) -> list[int]:
+    """The process and its descendants (dicomd forks HTTP helper processes)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo += children.get(current, [])
+    return tree
+
+
+def tree_cpu_seconds(pid: int | None) -> tuple[float, float]:
+    """User and system CPU seconds used so far by a process and its live descendants."""
+    user = system = 0.0
+    if pid is None:
+        return user, system
+    tick = os.sysconf("SC_CLK_TCK")
+    for p in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        user += int(fields[11]) / tick
+        system += int(fields[12]) / tick
+    return user, system
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

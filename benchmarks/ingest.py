@@ -64,6 +64,7 @@ from benchlib import (
     loopback_only,
     read_tail,
     reexec_in_netns,
+    tree_cpu_seconds,
 )
 
 SERVERS = ("dicomd", "orthanc")
@@ -285,10 +286,15 @@ def upload(server: Server, cell: Cell, ctx: Context, folder: Path) -> None:
     bench_json = folder / "bench.json"
     cmd = [sys.executable, str(ctx.bench), "--url", server.url, "--dir", str(ctx.data)]
     cmd += ["--clients", str(cell.clients), "--label", cell.label, "--json-out", str(bench_json)]
+    cpu_before = tree_cpu_seconds(server.pid)
     with open(folder / "bench.log", "wb") as blog:
         proc = subprocess.run(
             cmd, stdout=blog, stderr=subprocess.STDOUT, timeout=max(ctx.remaining(), 1)
         )
+    cpu_after = tree_cpu_seconds(server.pid)
+    # The server's CPU during bench_ingest (the upload, and its few checking requests).
+    res["server_user_s"] = cpu_after[0] - cpu_before[0]
+    res["server_system_s"] = cpu_after[1] - cpu_before[1]
     res["bench_rc"] = proc.returncode
     if not bench_json.exists():
         raise RunError("bench_ingest wrote no result:\n" + read_tail(folder / "bench.log", 20))
@@ -301,14 +307,16 @@ def upload(server: Server, cell: Cell, ctx: Context, folder: Path) -> None:
 
 
 def plan(args: argparse.Namespace, servers: list[str]) -> list[Cell]:
-    """Run order: the two servers back to back for each setting, so drift hits both alike."""
+    """Run order: the two servers back to back for each setting, so drift hits both alike,
+    and which one goes first alternates from one repetition to the next: a run pays for
+    what the run before it left behind (page cache to reclaim, inodes just freed)."""
     comps = {"off": [False], "on": [True], "both": [False, True]}[args.compression]
     return [
         Cell(server, comp, clients, rep)
         for comp in comps
         for rep in range(args.repeat)
         for clients in args.client_counts
-        for server in servers
+        for server in (servers if rep % 2 == 0 else servers[::-1])
     ]
 
 
@@ -343,6 +351,13 @@ def summarise(cells: list[Cell]) -> list[dict[str, Any]]:
                 "stored_bytes": median([r["storage_apparent"] for r in good]),
                 "total_disk_size": median([r["total_disk_size"] for r in good]),
                 "all_inst_per_s": [r["bench"]["instances_per_s"] for r in good],
+                "cpu_ms_per_instance": median(
+                    [
+                        1000 * (r["server_user_s"] + r["server_system_s"]) / ok
+                        for r in good
+                        if (ok := r["bench"]["uploaded_ok"]) and "server_user_s" in r
+                    ]
+                ),
             }
         row["speed_ratio"] = ratio(row, "instances_per_s")
         row["size_ratio"] = ratio(row, "stored_bytes")
@@ -418,9 +433,9 @@ def render(meta: dict[str, Any], rows: list[dict[str, Any]], targets: list[dict[
         f"{meta['duration_s']:.0f} s in all.",
         "",
         "| compression | clients | dicomd inst/s | dicomd MB/s | Orthanc inst/s | Orthanc MB/s "
-        "| ratio dicomd/Orthanc | dicomd stored MB | Orthanc stored MB | stored-size ratio "
-        "| checks |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| ratio dicomd/Orthanc | dicomd CPU ms/inst | Orthanc CPU ms/inst "
+        "| dicomd stored MB | Orthanc stored MB | stored-size ratio | checks |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
         d, o = row.get("dicomd", {}), row.get("orthanc", {})
@@ -434,10 +449,17 @@ def render(meta: dict[str, Any], rows: list[dict[str, Any]], targets: list[dict[
             f"| {fmt(d.get('instances_per_s'))} | {fmt(d.get('MB_per_s'))} "
             f"| {fmt(o.get('instances_per_s'))} | {fmt(o.get('MB_per_s'))} "
             f"| {fmt(row['speed_ratio'], 2)} "
+            f"| {fmt(d.get('cpu_ms_per_instance'), 2)} | {fmt(o.get('cpu_ms_per_instance'), 2)} "
             f"| {fmt(mb(d.get('stored_bytes')))} | {fmt(mb(o.get('stored_bytes')))} "
             f"| {fmt(row['size_ratio'], 3)} | {', '.join(checks) or 'ok'} |"
         )
-    out += ["", "Stored MB is the storage folder's apparent size; `/statistics` TotalDiskSize:"]
+    out += [
+        "",
+        "CPU ms/inst: the server's CPU time (user + system, all its processes) while "
+        "bench_ingest ran, per instance uploaded; the client's is not counted.",
+        "",
+        "Stored MB is the storage folder's apparent size; `/statistics` TotalDiskSize:",
+    ]
     for row in rows:
         sizes = ", ".join(
             f"{SERVER_TITLE[s]} {fmt(mb(row[s]['total_disk_size']))} MB"
@@ -500,8 +522,12 @@ def run_all(cells: list[Cell], ctx: Context) -> None:
         run_cell(cell, ctx)
         bench = cell.result.get("bench")
         if bench:
+            res = cell.result
+            cpu = 1000 * (res["server_user_s"] + res["server_system_s"]) / max(bench["files"], 1)
             log(
                 f"  {bench['instances_per_s']:.1f} inst/s, {bench['MB_per_s']:.1f} MB/s, "
+                f"server CPU {cpu:.2f} ms/inst (user {res['server_user_s']:.1f} s, "
+                f"system {res['server_system_s']:.1f} s), "
                 f"stored {cell.result['storage_apparent'] / 1e6:.1f} MB, "
                 f"{'ok' if cell.result['ok'] else 'PROBLEMS'}"
             )

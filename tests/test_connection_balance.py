@@ -54,6 +54,26 @@ def test_idle_connections_have_no_weight(tmp_path: Path) -> None:
         helper.close()
 
 
+def test_a_long_request_keeps_its_connection_busy(tmp_path: Path) -> None:
+    main = ConnectionShares(tmp_path, 2, 0, create=True)
+    helper = ConnectionShares(tmp_path, 2, 1)
+    main.BUSY_SECONDS = helper.BUSY_SECONDS = 0.2
+    main.listening()
+    helper.listening()
+    try:
+        helper.request_started(1)  # a large upload, still arriving after the busy window
+        time.sleep(0.3)
+        # 2 busy on main, 1 busy on the helper: 3 in all, main is within its share of 2.
+        assert [main.served(c) for c in (2, 3)] == [False, False]
+        helper.request_ended(1)
+        time.sleep(0.3)
+        # Once the upload is over and the window gone, the helper holds nothing busy.
+        assert [main.served(c) for c in (2, 3)] == [False, True]
+    finally:
+        main.close()
+        helper.close()
+
+
 def test_only_processes_listening_have_a_share(tmp_path: Path) -> None:
     # Left by a killed daemon: a process that is gone, holding 9 connections.
     (tmp_path / FILE_NAME).write_bytes(struct.pack("<qqqq", 1, 3, 999_999_999, 9))

@@ -6,9 +6,9 @@ keep-alive connections a client or peer typically opens, that is often uneven: 4
 2 processes land 3 and 1 half of the time and 4 and 0 one time in eight, and a process
 holding every connection is held to one core by Python's GIL while the other sits idle.
 
-So each process counts its open connections in a small file shared by the daemon's
+So each process counts its busy connections in a small file shared by the daemon's
 processes: one slot per process, written only by its owner, holding its pid while it
-listens and its number of open connections. A process holding more than its share (the
+listens and its number of busy connections. A process holding more than its share (the
 connections of the live processes divided by their number, rounded up) answers its next
 request with ``Connection: close``: the client reconnects, as HTTP clients do, and the
 kernel places the new connection afresh. A few reconnections even the shares out. A
@@ -42,13 +42,17 @@ def _alive(pid: int) -> bool:
 class ConnectionShares:
     """This process's view of the busy connections of every process.
 
-    A connection is busy if it carried a request in the last ``BUSY_SECONDS``: a client's
-    idle keep-alive connections do not count, they would hide an uneven spread of the busy
-    ones. ``slot`` is this process's place (0 for the main process); the main process
-    creates the file (``create``), empty, before it starts the others. A process counts in
-    the shares from :meth:`listening` to :meth:`close`."""
+    A connection is busy while it carries a request and for ``BUSY_SECONDS`` after: a
+    client's idle keep-alive connections do not count, they would hide an uneven spread of
+    the busy ones (a client that checks the server once before its uploads keeps that
+    connection open, idle). The window is short, since a whole upload of a thousand files
+    can take a few seconds; a long request counts as long as it lasts.
 
-    BUSY_SECONDS = 2.0
+    ``slot`` is this process's place (0 for the main process); the main process creates the
+    file (``create``), empty, before it starts the others. A process counts in the shares
+    from :meth:`listening` to :meth:`close`."""
+
+    BUSY_SECONDS = 0.5
 
     def __init__(self, folder: Path, processes: int, slot: int, create: bool = False) -> None:
         if not 0 <= slot < processes:
@@ -68,6 +72,7 @@ class ConnectionShares:
         self._lock = threading.Lock()
         self._pid = 0
         self._last_request: dict[int, float] = {}  # connection -> time of its last request
+        self._in_request: set[int] = set()  # connections carrying a request now
         self._leaving: set[int] = set()  # connections told to close, not closed yet
         self._stopping = threading.Event()
         self._refresher: threading.Thread | None = None
@@ -90,7 +95,23 @@ class ConnectionShares:
 
     def _busy(self, now: float) -> int:
         since = now - self.BUSY_SECONDS
-        return sum(1 for t in self._last_request.values() if t >= since)
+        return sum(
+            1
+            for connection, t in self._last_request.items()
+            if t >= since or connection in self._in_request
+        )
+
+    def request_started(self, connection: int) -> None:
+        """``connection`` carries a request from now until :meth:`request_ended`."""
+        with self._lock:
+            self._in_request.add(connection)
+            self._last_request[connection] = time.monotonic()
+
+    def request_ended(self, connection: int) -> None:
+        with self._lock:
+            self._in_request.discard(connection)
+            if connection in self._last_request:
+                self._last_request[connection] = time.monotonic()
 
     def _publish(self, busy: int = 0) -> None:
         if self._map.closed:
@@ -134,6 +155,7 @@ class ConnectionShares:
     def closed(self, connection: int) -> None:
         with self._lock:
             self._last_request.pop(connection, None)
+            self._in_request.discard(connection)
             self._leaving.discard(connection)
             self._publish(self._busy(time.monotonic()))
 
@@ -154,5 +176,6 @@ class ConnectionShares:
         with self._lock:
             self._pid = 0
             self._last_request.clear()
+            self._in_request.clear()
             self._publish()
             self._map.close()

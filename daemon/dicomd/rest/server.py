@@ -78,6 +78,17 @@ class _Connection(server.HTTPConnection):
     def should_leave(self) -> bool:
         return self._shares is not None and self._shares.served(id(self))
 
+    def communicate(self) -> bool:
+        """Serve one request (cheroot calls this when the connection has one to read)."""
+        shares = self._shares
+        if shares is None:
+            return bool(super().communicate())
+        shares.request_started(id(self))
+        try:
+            return bool(super().communicate())
+        finally:
+            shares.request_ended(id(self))
+
     def close(self) -> None:
         try:
             super().close()

@@ -45,6 +45,22 @@ class _OverLimits(Exception):
     """Raised inside a store transaction to roll it back: the limits would be exceeded."""
 
 
+def _upsert_rows(
+    db: sqlite3.Connection, table: str, key: str, column: str, rows: list[tuple[Any, ...]]
+) -> None:
+    """Insert or update ``rows`` in one statement: one step of SQLite, where
+    ``executemany`` takes one per row, each giving up and taking back the GIL (which
+    a busy thread can then hold for a while, with the index's write lock taken)."""
+    if not rows:
+        return
+    marks = "(" + ", ".join("?" * len(rows[0])) + ")"
+    db.execute(
+        f"INSERT INTO {table} VALUES {', '.join([marks] * len(rows))} "
+        f"ON CONFLICT {key} DO UPDATE SET {column} = excluded.{column}",
+        [value for row in rows for value in row],
+    )
+
+
 def _resource(row: tuple) -> Resource:
     return Resource(row[0], Level(row[1]), row[2], row[3], json.loads(row[4]))
 
@@ -99,11 +115,7 @@ class SQLiteIndex(SQLiteAnnotations, Index):
                     (row_ids[Level.SERIES], k, v) for k, v in record.series_metadata.items()
                 ]
             metadata += [(row_ids[lvl], int(Metadata.LastUpdate), record.date) for lvl, _ in chain]
-            db.executemany(
-                "INSERT INTO metadata (id, type, value) VALUES (?, ?, ?) "
-                "ON CONFLICT (id, type) DO UPDATE SET value = excluded.value",
-                metadata,
-            )
+            _upsert_rows(db, "metadata (id, type, value)", "(id, type)", "value", metadata)
             self._insert_attachments(db, instance_id, record.files)
             changes = [
                 self._log_change(
@@ -139,9 +151,11 @@ class SQLiteIndex(SQLiteAnnotations, Index):
                         record.date,
                     )
                 )
-            db.executemany(
-                "INSERT INTO unstable (id, deadline) VALUES (?, ?) "
-                "ON CONFLICT (id) DO UPDATE SET deadline = excluded.deadline",
+            _upsert_rows(
+                db,
+                "unstable (id, deadline)",
+                "(id)",
+                "deadline",
                 [(row_ids[level], record.stable_deadline) for level, _ in chain],
             )
             # Storing any instance of a patient moves it to the end of the recycling order,
