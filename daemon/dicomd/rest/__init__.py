@@ -9,6 +9,7 @@ from flask import Flask
 
 from .auth import install_auth
 from .common import normalise_path
+from .direct import DirectHttp
 from .errors import register_error_handlers
 from .script_routes import install_script_routes
 
@@ -61,5 +62,6 @@ def create_app(daemon: Daemon) -> Flask:
     app.register_blueprint(peers.blueprint)
     app.register_blueprint(jobs.blueprint)
     app.register_blueprint(scripts.blueprint)
-    app.wsgi_app = _NormalisePath(app.wsgi_app)  # type: ignore[method-assign]
+    flask_app = app.wsgi_app
+    app.wsgi_app = _NormalisePath(DirectHttp(app, daemon, flask_app))  # type: ignore[method-assign]
     return app

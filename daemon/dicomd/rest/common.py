@@ -19,10 +19,17 @@ def daemon() -> Daemon:
     return current_app.extensions["dicomd"]  # type: ignore[no-any-return]
 
 
+JSON = "application/json; charset=utf-8"
+
+
+def json_text(value: Any) -> str:
+    """JSON the way Orthanc writes it (indented, sorted keys, UTF-8); Flask's encoder, which
+    also works outside a request."""
+    return json.dumps(value, indent=3, sort_keys=True, ensure_ascii=False) + "\n"
+
+
 def json_response(value: Any) -> Response:
-    """JSON the way Orthanc writes it (indented, sorted keys, UTF-8)."""
-    text = json.dumps(value, indent=3, sort_keys=True, ensure_ascii=False)
-    return Response(text + "\n", content_type="application/json; charset=utf-8")
+    return Response(json_text(value), content_type=JSON)
 
 
 def flag(name: str) -> bool:

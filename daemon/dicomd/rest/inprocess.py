@@ -2,11 +2,10 @@
 ``orthanc.RestApiGet``): the same Flask app, through WSGI, without a socket, so a script that
 calls the API from a callback can never deadlock on the HTTP server's threads.
 
-The routes scripts call for each instance (a metadata value: read, write, delete) are also
-reachable directly: their view is a function of the request's parts (:func:`direct`), found
-through the app's own URL map, so such a call costs no WSGI environ, request context or
-response object. Measured with a Lua ``OnStoredInstance`` that writes one metadata value, the
-Flask machinery was about a third of the callback's cost.
+The routes scripts call for each instance (a metadata value: read, write, delete; an upload)
+are reached directly (see ``direct.py``): such a call costs no WSGI environ, request context
+or response object. Measured with a Lua ``OnStoredInstance`` that writes one metadata value,
+the Flask machinery was about a third of the callback's cost.
 """
 
 from __future__ import annotations
@@ -14,17 +13,14 @@ from __future__ import annotations
 import io
 import logging
 import sys
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
-from werkzeug.exceptions import HTTPException
-from werkzeug.routing import RequestRedirect
-
-from ..errors import DicomdError
+from ..model import Origin
 from ..scripting.api import RestAnswer
 from ..scripting.routes import ScriptRoutes
 from .common import normalise_path
+from .direct import ORIGIN_KEY, DirectRequest, DirectRoutes
 from .script_routes import BUILTIN_KEY, script_routes
 
 if TYPE_CHECKING:
@@ -34,24 +30,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# WSGI environ keys that tell the views a request comes from inside the daemon.
-ORIGIN_KEY = "dicomd.request_origin"
-
-# A route's view as a function of (daemon, URL arguments, body, lower-case headers).
-DirectView = Callable[["Daemon", dict[str, str], bytes, dict[str, str]], RestAnswer]
-_DIRECT: dict[str, DirectView] = {}
-
-
-def direct(endpoint: str) -> Callable[[DirectView], DirectView]:
-    """Register ``function`` as the direct form of the Flask view named ``endpoint``
-    (``blueprint.function``): in-process calls that the URL map routes there call it."""
-
-    def register(function: DirectView) -> DirectView:
-        _DIRECT[endpoint] = function
-        return function
-
-    return register
-
 
 class InProcessRest:
     """Calls the daemon's own REST API; authentication does not apply (the caller is the
@@ -59,8 +37,7 @@ class InProcessRest:
 
     def __init__(self, app: Flask, daemon: Daemon) -> None:
         self._app = app
-        self._daemon = daemon
-        self._routes = app.url_map.bind("localhost")
+        self._routes = DirectRoutes(app, daemon)
 
     def call(
         self,
@@ -72,7 +49,7 @@ class InProcessRest:
         builtin: bool = False,
     ) -> RestAnswer:
         """``builtin``: the built-in API only, without the routes scripts added."""
-        answer = self._direct(method.upper(), uri, body, headers or {}, builtin)
+        answer = self._direct(method.upper(), uri, body, headers or {}, origin, builtin)
         if answer is not None:
             return answer
         environ = _environ(method, uri, body, headers or {})
@@ -96,33 +73,26 @@ class InProcessRest:
         return RestAnswer(int(status.split(" ", 1)[0]), data, dict(response_headers))
 
     def _direct(
-        self, method: str, uri: str, body: bytes, headers: dict[str, str], builtin: bool
+        self,
+        method: str,
+        uri: str,
+        body: bytes,
+        headers: dict[str, str],
+        origin: str,
+        builtin: bool,
     ) -> RestAnswer | None:
         """The answer of the route's direct view, if it has one; None: go through WSGI."""
         path, _, query = uri.partition("?")
         if query or "%" in path:
             return None
         path = normalise_path(path)
-        routes = self.script_routes
-        if routes and not builtin and routes.match(method, path):
-            return None  # a script serves this URI
-        try:
-            endpoint, args = self._routes.match(path, method)
-        except (HTTPException, RequestRedirect):
-            return None  # unknown route or method: Flask answers the error
-        view = _DIRECT.get(str(endpoint))
-        if view is None:
+        lowered = {k.lower(): v for k, v in headers.items()}
+        found = self._routes.find(method, path, lowered, builtin)
+        if found is None:
             return None
-        try:
-            lowered = {k.lower(): v for k, v in headers.items()}
-            answer = view(self._daemon, dict(args), body, lowered)
-        except DicomdError as error:
-            answer = _error_answer(
-                error, method, path, self._app.config.get("DESCRIBE_ERRORS", True)
-            )
-        # What Flask answers when a response names no type.
-        answer.headers.setdefault("Content-Type", "text/html; charset=utf-8")
-        return answer
+        view, args = found
+        request = DirectRequest(args, body, lowered, Origin(request_origin=origin))
+        return self._routes.call(view, request, method, path)
 
     @property
     def script_routes(self) -> ScriptRoutes:
@@ -160,13 +130,3 @@ def _environ(method: str, uri: str, body: bytes, headers: dict[str, str]) -> dic
             key = "HTTP_" + key
         environ[key] = value
     return environ
-
-
-def _error_answer(error: DicomdError, method: str, path: str, describe: bool) -> RestAnswer:
-    """What the app's error handler answers for ``error`` (see ``errors.py``)."""
-    from .errors import error_text
-
-    if error.http_status >= 500:
-        log.error("%s %s failed: %s", method, path, error)
-    text = error_text(error, method=method, uri=path, describe=describe)
-    return RestAnswer(error.http_status, text, {"Content-Type": "application/json"} if text else {})

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import gzip
 import zlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, g, request
 
 from ..errors import BadFileFormat
 from ..model import Origin
-from .common import daemon, flag, json_response, set_download_name
+from ..scripting.api import RestAnswer
+from .common import JSON, daemon, flag, flask_answer, json_response, json_text, set_download_name
+from .direct import DirectRequest, direct
 from .inprocess import ORIGIN_KEY
 from .server import read_body
+
+if TYPE_CHECKING:
+    from ..app import Daemon
 
 blueprint = Blueprint("instances", __name__)
 
@@ -28,42 +33,53 @@ def _request_origin() -> Origin:
     )
 
 
-def _bodies() -> list[bytes]:
-    """The uploaded files: the body itself, or each part of a multipart form."""
-    if request.mimetype == "multipart/form-data":
-        return [part.read() for part in request.files.values()]
-    data = read_body(request.environ)
-    if data is None:
-        data = request.get_data(cache=False)
-    encoding = request.headers.get("Content-Encoding", "").lower()
+def _decoded(data: bytes, encoding: str) -> bytes:
+    """The body as sent, undone of its ``Content-Encoding``."""
+    encoding = encoding.lower()
     if encoding == "gzip":
         try:
-            data = gzip.decompress(data)
+            return gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as exc:
             raise BadFileFormat(f"Cannot decompress the gzip body: {exc}") from exc
-    elif encoding not in ("", "identity"):
+    if encoding not in ("", "identity"):
         raise BadFileFormat(f"Unsupported Content-Encoding: {encoding}")
-    return [data]
+    return data
 
 
-@blueprint.post("/instances")
-def upload() -> Response:
+def _store(d: Daemon, bodies: list[bytes], origin: Origin) -> RestAnswer:
     """Store DICOM files; a ZIP or several parts answer a list, as Orthanc does."""
-    pipeline = daemon().ingest
-    origin = _request_origin()
-    bodies = _bodies()
     if not bodies:
         raise BadFileFormat("Received an empty DICOM file")
     answers: list[dict[str, Any]] = []
     many = len(bodies) != 1
     for body in bodies:
-        result = pipeline.ingest_upload(body, origin)
+        result = d.ingest.ingest_upload(body, origin)
         if isinstance(result, list):
             many = True
             answers += [r.answer() for r in result]
         else:
             answers.append(result.answer())
-    return json_response(answers if many else answers[0])
+    text = json_text(answers if many else answers[0]).encode("utf-8")
+    return RestAnswer(200, text, {"Content-Type": JSON})
+
+
+@direct("instances.upload")
+def store_body(d: Daemon, request: DirectRequest) -> RestAnswer:
+    """``POST /instances`` with a raw body (DICOM, gzip or ZIP), without Flask."""
+    body = _decoded(request.body, request.headers.get("content-encoding", ""))
+    return _store(d, [body], request.origin)
+
+
+@blueprint.post("/instances")
+def upload() -> Response:
+    if request.mimetype == "multipart/form-data":
+        bodies = [part.read() for part in request.files.values()]
+    else:
+        data = read_body(request.environ)
+        if data is None:
+            data = request.get_data(cache=False)
+        bodies = [_decoded(data, request.headers.get("Content-Encoding", ""))]
+    return flask_answer(_store(daemon(), bodies, _request_origin()))
 
 
 @blueprint.get("/instances/<instance_id>/file")

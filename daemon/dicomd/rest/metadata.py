@@ -11,7 +11,7 @@ from ..model import Level
 from ..revisions import etag, not_modified
 from ..scripting.api import RestAnswer
 from .common import TEXT, daemon, flag, flask_answer, json_response, lower_headers
-from .inprocess import direct
+from .direct import DirectRequest, direct
 
 if TYPE_CHECKING:
     from ..app import Daemon
@@ -35,13 +35,12 @@ def list_metadata(collection: str, public_id: str) -> Response:
 
 # One metadata value: each route is a function of the request's parts, answering a
 # RestAnswer, so that scripts' in-process calls reach it without the Flask request machinery
-# (see ``inprocess.direct``); the Flask views below only adapt it.
+# (see ``direct.py``); the Flask views below only adapt it.
 
 
 @direct("metadata.get_metadata")
-def read_value(
-    d: Daemon, args: dict[str, str], _body: bytes, headers: dict[str, str]
-) -> RestAnswer:
+def read_value(d: Daemon, request: DirectRequest) -> RestAnswer:
+    args, headers = request.args, request.headers
     found = d.metadata.get(Level.from_plural(args["collection"]), args["public_id"], args["name"])
     if found is None:
         return RestAnswer(404, b"")  # Orthanc answers nothing
@@ -54,9 +53,8 @@ def read_value(
 
 
 @direct("metadata.set_metadata")
-def write_value(
-    d: Daemon, args: dict[str, str], body: bytes, headers: dict[str, str]
-) -> RestAnswer:
+def write_value(d: Daemon, request: DirectRequest) -> RestAnswer:
+    args, body, headers = request.args, request.body, request.headers
     level = Level.from_plural(args["collection"])
     revision, _change = d.metadata.set(
         level, args["public_id"], args["name"], body, headers.get("if-match")
@@ -66,9 +64,8 @@ def write_value(
 
 
 @direct("metadata.delete_metadata")
-def delete_value(
-    d: Daemon, args: dict[str, str], _body: bytes, headers: dict[str, str]
-) -> RestAnswer:
+def delete_value(d: Daemon, request: DirectRequest) -> RestAnswer:
+    args, headers = request.args, request.headers
     level = Level.from_plural(args["collection"])
     d.metadata.delete(level, args["public_id"], args["name"], headers.get("if-match"))
     return RestAnswer(200, b"", {"Content-Type": TEXT})
@@ -76,14 +73,15 @@ def delete_value(
 
 @blueprint.get(f"{_BASE}/<name>")
 def get_metadata(**args: str) -> Response:
-    return flask_answer(read_value(daemon(), args, b"", lower_headers()))
+    return flask_answer(read_value(daemon(), DirectRequest(args, headers=lower_headers())))
 
 
 @blueprint.put(f"{_BASE}/<name>")
 def set_metadata(**args: str) -> Response:
-    return flask_answer(write_value(daemon(), args, request.get_data(), lower_headers()))
+    body = request.get_data()
+    return flask_answer(write_value(daemon(), DirectRequest(args, body, lower_headers())))
 
 
 @blueprint.delete(f"{_BASE}/<name>")
 def delete_metadata(**args: str) -> Response:
-    return flask_answer(delete_value(daemon(), args, b"", lower_headers()))
+    return flask_answer(delete_value(daemon(), DirectRequest(args, headers=lower_headers())))
