@@ -99,9 +99,15 @@ class _Connection(server.HTTPConnection):
             pool = self.server.requests
             if pool.qsize or pool.idle < 2:
                 return True
-            readable, _, _ = select.select([self.socket], [], [], self.LINGER_SECONDS)
-            if not readable:
+            if not self._next_request_within(self.LINGER_SECONDS):
                 return True
+
+    def _next_request_within(self, seconds: float) -> bool:
+        """Whether the client sends something (or closes) within ``seconds``. ``poll``, not
+        ``select``, which fails on descriptors above 1023."""
+        poller = select.poll()
+        poller.register(self.socket.fileno(), select.POLLIN)
+        return bool(poller.poll(seconds * 1000))
 
     def _serve_one(self) -> bool:
         shares = self._shares
