@@ -45,6 +45,11 @@ class EventSource:
             return None  # a job event
         return self.resources.index.get(change.level, change.public_id)
 
+    def exists(self, change: Change) -> bool:
+        return change.level is not None and self.resources.index.exists(
+            change.level, change.public_id
+        )
+
     def tags(self, resource: Resource) -> dict[str, Any]:
         if resource.level is Level.INSTANCE:
             return self.resources.instance_tags(resource.public_id, "simplified")
@@ -137,11 +142,9 @@ class Event:
         and job events)."""
         if self._detached():
             return False
-        try:
-            self._lookup()
-        except UnknownResource:
-            return False
-        return True
+        if self._resource is not None:
+            return True
+        return self._source.exists(self.change)
 
     def __repr__(self) -> str:
         return f"<Event {self.seq} {self.type.name} {self.change.path}>"

@@ -4,9 +4,11 @@ levels, Orthanc's metadata numbers, content types and change types."""
 from __future__ import annotations
 
 import enum
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from .ids import ResourceIds
@@ -239,13 +241,20 @@ class StoreOutcome:
 
 @dataclass
 class Resource:
-    """One row of the index, as the resource service needs it."""
+    """One row of the index, as the resource service needs it. The main DICOM tags come as
+    the index keeps them, JSON, and are decoded when first read: most lookups only need to
+    know the resource is there (an event's subject, a metadata write)."""
 
     internal_id: int
     level: Level
     public_id: str
     parent_public_id: str | None
-    main_tags: dict[str, str]
+    main_tags_json: str = field(default="{}", repr=False)
+
+    @cached_property
+    def main_tags(self) -> dict[str, str]:
+        tags: dict[str, str] = json.loads(self.main_tags_json)
+        return tags
 
 
 @dataclass

@@ -186,6 +186,10 @@ class Index(ABC):
     def get(self, level: Level, public_id: str) -> Resource | None: ...
 
     @abstractmethod
+    def exists(self, level: Level, public_id: str) -> bool:
+        """Whether the resource is indexed: :meth:`get` without reading its row."""
+
+    @abstractmethod
     def list_ids(self, level: Level, since: int = 0, limit: int = 0) -> list[str]:
         """Public IDs of one level in insertion order; ``limit`` 0 means no limit."""
 

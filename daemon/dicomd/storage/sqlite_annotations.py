@@ -41,19 +41,22 @@ class SQLiteAnnotations(SQLiteEvents, SQLiteJobs):
         self, resource: Resource, kind: int, value: str, check: RevisionCheck
     ) -> tuple[int, Change]:
         with self._transaction() as db:
-            self._require(db, resource)
             row = db.execute(
                 "SELECT value, revision FROM metadata WHERE id = ? AND type = ?",
                 (resource.internal_id, kind),
             ).fetchone()
             check((row[1], _md5(row[0])) if row else None)
             revision = row[1] + 1 if row else 0
-            db.execute(
-                "INSERT INTO metadata (id, type, value, revision) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (id, type) DO UPDATE SET value = excluded.value, "
-                "revision = excluded.revision",
-                (resource.internal_id, kind, value, revision),
-            )
+            try:
+                db.execute(
+                    "INSERT INTO metadata (id, type, value, revision) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (id, type) DO UPDATE SET value = excluded.value, "
+                    "revision = excluded.revision",
+                    (resource.internal_id, kind, value, revision),
+                )
+            except sqlite3.IntegrityError:  # the resource's row is gone (its foreign key)
+                self._require(db, resource)
+                raise
             return revision, self._log_update(db, ChangeType.UpdatedMetadata, resource)
 
     def delete_metadata(self, resource: Resource, kind: int, check: RevisionCheck) -> Change | None:

@@ -62,7 +62,7 @@ def _upsert_rows(
 
 
 def _resource(row: tuple) -> Resource:
-    return Resource(row[0], Level(row[1]), row[2], row[3], json.loads(row[4]))
+    return Resource(row[0], Level(row[1]), row[2], row[3], row[4])
 
 
 class SQLiteIndex(SQLiteAnnotations, Index):
@@ -320,6 +320,12 @@ class SQLiteIndex(SQLiteAnnotations, Index):
     def get(self, level: Level, public_id: str) -> Resource | None:
         resource = self.lookup(public_id)
         return resource if resource is not None and resource.level == level else None
+
+    def exists(self, level: Level, public_id: str) -> bool:
+        row = self._reader.execute(
+            "SELECT 1 FROM resources WHERE public_id = ? AND level = ?", (public_id, int(level))
+        ).fetchone()
+        return row is not None
 
     def list_ids(self, level: Level, since: int = 0, limit: int = 0) -> list[str]:
         rows = self._reader.execute(
