@@ -136,3 +136,17 @@ def test_multipart_uploads_go_through_flask(make_daemon) -> None:
     files = {"a": ("a.dcm", make_dicom(patient_id="M1")), "b": ("b.dcm", make_dicom())}
     answers = client.post("/instances", files=files).json()
     assert [a["Status"] for a in answers] == ["Success", "Success"]
+
+
+def test_chunked_uploads_are_read_whole(make_daemon) -> None:
+    """A body sent in chunks (no Content-Length) is stored, with or without Flask."""
+    for settings in ({}, {"AuthenticationEnabled": True, "RegisteredUsers": USERS}):
+        _daemon, client = make_daemon(**settings)
+        data = make_dicom()
+        chunks = (data[i : i + 1000] for i in range(0, len(data), 1000))
+        answer = client.post("/instances", data=chunks, auth=("alice", "secret"))
+        assert answer.status_code == 200, answer.text
+        assert (
+            client.get(f"/instances/{answer.json()['ID']}/file", auth=("alice", "secret")).content
+            == data
+        )

@@ -30,7 +30,7 @@ from ..errors import DicomdError, InternalError
 from ..model import Origin
 from ..scripting.api import RestAnswer
 from .script_routes import script_routes
-from .server import read_body
+from .server import known_length, read_body
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -146,9 +146,7 @@ class DirectHttp:
         view, args, headers, path = found
         method = environ["REQUEST_METHOD"]
         try:
-            body = read_body(environ)
-            if body is None:
-                body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            body = read_body(environ) or b""
         except Exception as exc:  # a client gone mid-body, as a Flask view would meet it
             answer = self._routes.failure(exc, method, path)
         else:
@@ -167,6 +165,8 @@ class DirectHttp:
         method = environ.get("REQUEST_METHOD", "")
         if method not in _HTTP_METHODS or environ.get("QUERY_STRING") or ORIGIN_KEY in environ:
             return None  # in-process calls that come this way are meant for Flask
+        if not known_length(environ):
+            return None  # a chunked body: Flask reads it
         if self._daemon.config.authentication_enabled or self._daemon.filters.has("http"):
             return None
         headers = _headers(environ)
