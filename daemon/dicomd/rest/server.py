@@ -94,6 +94,8 @@ class _Connection(server.HTTPConnection):
             keep = self._serve_one()
             if not keep:
                 return False
+            if not self.server.ready:
+                return True  # stopping: cheroot closes its connections
             if self.rfile.has_data():
                 continue  # the next request is buffered already
             pool = self.server.requests
