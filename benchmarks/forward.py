@@ -76,6 +76,7 @@ from benchlib import (
     load_orthanc_ctl,
     log,
     loopback_only,
+    process_tree,
     read_tail,
     reexec_in_netns,
 )
@@ -221,26 +222,6 @@ def ensure_workload(args: argparse.Namespace, gen: Path, size: int) -> Workload:
 
 
 # --------------------------------------------------------------------------- servers
-
-
-def process_tree(pid: int) -> list[int]:
-    """The process and its descendants (dicomd forks HTTP worker processes)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    tree, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        tree.append(current)
-        todo += children.get(current, [])
-    return tree
 
 
 def usage(pid: int | None) -> dict[str, float]:

@@ -7,11 +7,28 @@ from __future__ import annotations
 import http.client
 import struct
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from dicomd.rest.balance import FILE_NAME, ConnectionShares
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[tuple[ConnectionShares, ConnectionShares]]:
+    """The shares of a main process and a helper, both listening, with a short busy
+    window (0.2 s)."""
+    main = ConnectionShares(tmp_path, 2, 0, create=True)
+    helper = ConnectionShares(tmp_path, 2, 1)
+    main.BUSY_SECONDS = helper.BUSY_SECONDS = 0.2
+    main.listening()
+    helper.listening()
+    try:
+        yield main, helper
+    finally:
+        main.close()
+        helper.close()
 
 
 def test_a_process_over_its_share_lets_busy_connections_go(tmp_path: Path) -> None:
@@ -38,40 +55,24 @@ def test_a_process_over_its_share_lets_busy_connections_go(tmp_path: Path) -> No
         helper.close()
 
 
-def test_idle_connections_have_no_weight(tmp_path: Path) -> None:
-    main = ConnectionShares(tmp_path, 2, 0, create=True)
-    helper = ConnectionShares(tmp_path, 2, 1)
-    main.BUSY_SECONDS = helper.BUSY_SECONDS = 0.2
-    main.listening()
-    helper.listening()
-    try:
-        assert not helper.served(1)  # a connection that then stays idle
-        time.sleep(0.3)
-        # 2 busy on main, 0 busy on the helper: one of main's should go.
-        assert [main.served(c) for c in (2, 3)] == [False, True]
-    finally:
-        main.close()
-        helper.close()
+def test_idle_connections_have_no_weight(pair) -> None:
+    main, helper = pair
+    assert not helper.served(1)  # a connection that then stays idle
+    time.sleep(0.3)
+    # 2 busy on main, 0 busy on the helper: one of main's should go.
+    assert [main.served(c) for c in (2, 3)] == [False, True]
 
 
-def test_a_long_request_keeps_its_connection_busy(tmp_path: Path) -> None:
-    main = ConnectionShares(tmp_path, 2, 0, create=True)
-    helper = ConnectionShares(tmp_path, 2, 1)
-    main.BUSY_SECONDS = helper.BUSY_SECONDS = 0.2
-    main.listening()
-    helper.listening()
-    try:
-        helper.request_started(1)  # a large upload, still arriving after the busy window
-        time.sleep(0.3)
-        # 2 busy on main, 1 busy on the helper: 3 in all, main is within its share of 2.
-        assert [main.served(c) for c in (2, 3)] == [False, False]
-        helper.request_ended(1)
-        time.sleep(0.3)
-        # Once the upload is over and the window gone, the helper holds nothing busy.
-        assert [main.served(c) for c in (2, 3)] == [False, True]
-    finally:
-        main.close()
-        helper.close()
+def test_a_long_request_keeps_its_connection_busy(pair) -> None:
+    main, helper = pair
+    helper.request_started(1)  # a large upload, still arriving after the busy window
+    time.sleep(0.3)
+    # 2 busy on main, 1 busy on the helper: 3 in all, main is within its share of 2.
+    assert [main.served(c) for c in (2, 3)] == [False, False]
+    helper.request_ended(1)
+    time.sleep(0.3)
+    # Once the upload is over and the window gone, the helper holds nothing busy.
+    assert [main.served(c) for c in (2, 3)] == [False, True]
 
 
 def test_only_processes_listening_have_a_share(tmp_path: Path) -> None:
