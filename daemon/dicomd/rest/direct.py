@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
+from werkzeug.datastructures import EnvironHeaders
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 
-from ..errors import DicomdError, InternalError
 from ..model import Origin
 from ..scripting.api import RestAnswer
 from .script_routes import script_routes
@@ -78,14 +78,14 @@ class DirectRoutes:
         self._map = app.url_map.bind("localhost")
 
     def find(
-        self, method: str, path: str, headers: dict[str, str], builtin: bool = False
+        self, method: str, path: str, content_type: str, builtin: bool = False
     ) -> tuple[DirectView, dict[str, str]] | None:
         """The view and its URL arguments, or None: Flask serves this request.
 
         ``path`` is normalised (see ``common.normalise_path``); ``builtin``: a script's
         route on this URI does not count (Orthanc's ``RestApiGet`` as opposed to
         ``RestApiGetAfterPlugins``)."""
-        if headers.get("content-type", "").lower().startswith("multipart/"):
+        if content_type.lower().startswith("multipart/"):
             return None
         routes = script_routes(self._app)
         if routes and not builtin and routes.match(method, path):
@@ -109,15 +109,9 @@ class DirectRoutes:
 
     def failure(self, exc: Exception, method: str, path: str) -> RestAnswer:
         """What the app's error handlers answer for ``exc`` (see ``errors.py``)."""
-        from .errors import error_text  # errors.py imports Flask's app machinery
+        from .errors import error_text, error_to_answer  # errors.py imports Flask's app
 
-        if isinstance(exc, DicomdError):
-            error = exc
-            if error.http_status >= 500:
-                log.error("%s %s failed: %s", method, path, error)
-        else:
-            log.exception("unexpected error in %s %s", method, path)
-            error = InternalError(f"{type(exc).__name__}: {exc}")
+        error = error_to_answer(exc, method=method, uri=path)
         describe = bool(self._app.config.get("DESCRIBE_ERRORS", True))
         text = error_text(error, method=method, uri=path, describe=describe)
         headers = {"Content-Type": "application/json"} if text else {}
@@ -169,24 +163,13 @@ class DirectHttp:
             return None  # a chunked body: Flask reads it
         if self._daemon.config.authentication_enabled or self._daemon.filters.has("http"):
             return None
-        headers = _headers(environ)
         # WSGI carries the path's bytes as latin-1; they are UTF-8, as Flask reads them.
         path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
-        found = self._routes.find(method, path, headers)
-        return None if found is None else (*found, headers, path)
-
-
-def _headers(environ: dict[str, Any]) -> dict[str, str]:
-    """A WSGI request's headers, by lower-case name."""
-    headers = {
-        key[5:].replace("_", "-").lower(): value
-        for key, value in environ.items()
-        if key.startswith("HTTP_")
-    }
-    for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-        if environ.get(key):
-            headers[key.replace("_", "-").lower()] = environ[key]
-    return headers
+        found = self._routes.find(method, path, environ.get("CONTENT_TYPE", ""))
+        if found is None:
+            return None
+        headers = {key.lower(): value for key, value in EnvironHeaders(environ).items()}
+        return (*found, headers, path)
 
 
 def _reason(status: int) -> str:

@@ -57,12 +57,22 @@ class UnknownRoute(UnknownResource):
     empty_body = False
 
 
+def error_to_answer(exc: Exception, *, method: str, uri: str) -> DicomdError:
+    """The error a request that raised ``exc`` answers, logged as it deserves: a dicomd
+    error as itself (logged if a server error), anything else as an internal error, with
+    its traceback. Flask's handlers and the direct routes (``direct.py``) both use it."""
+    if isinstance(exc, DicomdError):
+        if exc.http_status >= 500:
+            log.error("%s %s failed: %s", method, uri, exc)
+        return exc
+    log.exception("unexpected error in %s %s", method, uri, exc_info=exc)
+    return InternalError(f"{type(exc).__name__}: {exc}")
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DicomdError)
     def on_dicomd_error(error: DicomdError) -> Response:
-        if error.http_status >= 500:
-            log.error("%s %s failed: %s", request.method, request.path, error)
-        return error_response(error)
+        return error_response(error_to_answer(error, method=request.method, uri=request.path))
 
     @app.errorhandler(NotFound)
     def on_not_found(_error: NotFound) -> Response:
@@ -83,5 +93,4 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def on_unexpected(error: Exception) -> Response:
-        log.exception("unexpected error in %s %s", request.method, request.path)
-        return error_response(InternalError(f"{type(error).__name__}: {error}"))
+        return error_response(error_to_answer(error, method=request.method, uri=request.path))

@@ -87,7 +87,7 @@ class InProcessRest:
             return None
         path = normalise_path(path)
         lowered = {k.lower(): v for k, v in headers.items()}
-        found = self._routes.find(method, path, lowered, builtin)
+        found = self._routes.find(method, path, lowered.get("content-type", ""), builtin)
         if found is None:
             return None
         view, args = found
