@@ -216,8 +216,8 @@ class Context:
     session: Path
     deadline: float
     dicomd_cmd: list[str]
-    # Storage folders of finished runs, deleted at the end rather than between runs (see
-    # delete_between_runs); empty when they are deleted as soon as a run ends.
+    # Storage folders of finished runs not deleted yet: at the end, or as soon as a run
+    # ends when the disk is short (see delete_between_runs).
     deferred: list[Path] = field(default_factory=list)
     delete_at_once: bool = True
 
@@ -274,13 +274,10 @@ def run_cell(cell: Cell, ctx: Context) -> None:
         apparent, allocated = ctx.ctl.du_bytes(str(server.storage))
         res["storage_apparent"], res["storage_allocated"] = apparent, allocated
         res["index_apparent"] = ctx.ctl.du_bytes(str(server.index))[0]
-        if ctx.args.keep:
-            pass
-        elif ctx.delete_at_once:
-            shutil.rmtree(server.storage, ignore_errors=True)
-            shutil.rmtree(server.index, ignore_errors=True)
-        else:
+        if not ctx.args.keep:
             ctx.deferred += [server.storage, server.index]
+            if ctx.delete_at_once:
+                delete_deferred(ctx)
     if "startup_s" in res and res["stop_rc"] != 0:
         res["problems"].append(f"server exit code {res['stop_rc']} after SIGTERM")
     res["ok"] = not res["problems"]
@@ -326,7 +323,7 @@ def delete_between_runs(ctx: Context, cells: list[Cell], workload_bytes: int) ->
     folders paid up to 2 ms of kernel time more per stored file, growing from run to run,
     so the server that happened to run later in a pair looked slower (measured: system
     time per 1000 instances from 0.5 s in the first run to 2.7 s in the twelfth)."""
-    room = shutil.disk_usage(ctx.session.parent if ctx.session.parent.exists() else "/").free
+    room = shutil.disk_usage(ctx.session).free
     needed = int(workload_bytes * 1.1) * len(cells) + 2 * 1024**3  # and 2 GiB to spare
     if room >= needed:
         return False
@@ -335,6 +332,11 @@ def delete_between_runs(ctx: Context, cells: list[Cell], workload_bytes: int) ->
         f"{room / 1e9:.1f} GB free: deleting each run's storage as it ends"
     )
     return True
+
+
+def delete_deferred(ctx: Context) -> None:
+    while ctx.deferred:
+        shutil.rmtree(ctx.deferred.pop(), ignore_errors=True)
 
 
 def plan(args: argparse.Namespace, servers: list[str]) -> list[Cell]:
@@ -598,8 +600,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run_all(cells, ctx)
     finally:
-        for folder in ctx.deferred:
-            shutil.rmtree(folder, ignore_errors=True)
+        delete_deferred(ctx)
 
     rows = summarise(cells)
     targets = check_targets(rows, cells)
