@@ -30,7 +30,7 @@ from pathlib import Path
 
 from dicomd.app import Daemon
 from dicomd.config import load_config
-from dicomd.events import STABLE_TYPES, Event, FunctionHandler
+from dicomd.events.handlers import STABLE_TYPES, Event, FunctionHandler
 
 
 def noop(_event: Event) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from dicomd.app import Daemon
 from dicomd.config import load_config
-from dicomd.events import Event, FunctionHandler
+from dicomd.events.handlers import Event, FunctionHandler
 
 
 def main() -> None:

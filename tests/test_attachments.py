@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dicomd.model import ChangeType, Level
+from dicomd.domain.model import ChangeType, Level
 from storefiles import stored_files
 
 from conftest import Client

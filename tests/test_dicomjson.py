@@ -1,4 +1,4 @@
-"""Tests for dicomd.dicomjson: Orthanc 1.10.1's DICOM-as-JSON and main DICOM tags.
+"""Tests for dicomd.domain.dicomjson: Orthanc 1.10.1's DICOM-as-JSON and main DICOM tags.
 
 Expected values are read off the files by hand and were checked against the answers of a
 real Orthanc 1.10.1 (Debian package, DCMTK 3.6.7) for the same files.  Files are either
@@ -20,7 +20,7 @@ from pydicom.data import get_charset_files, get_testdata_file, get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from dicomd.dicomjson import (
+from dicomd.domain.dicomjson import (
     MAIN_DICOM_TAGS,
     dataset_to_json,
     main_dicom_tags,

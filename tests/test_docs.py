@@ -18,9 +18,9 @@ def test_every_config_key_is_documented() -> None:
 
 def test_every_endpoint_is_documented(daemon_client) -> None:
     daemon, _client = daemon_client
-    from dicomd.rest import create_app
+    from dicomd.rest.application import create_app
 
-    app = create_app(daemon)
+    app = create_app(daemon.services)
     text = (DOCS / "rest-api.md").read_text()
     documented = set(
         re.findall(

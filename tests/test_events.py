@@ -6,9 +6,9 @@ import threading
 import time
 from pathlib import Path
 
-from dicomd.delivery import _Worker
-from dicomd.events import FunctionHandler
-from dicomd.model import ChangeType
+from dicomd.domain.model import ChangeType
+from dicomd.events.delivery import _Worker
+from dicomd.events.handlers import FunctionHandler
 
 from conftest import wait_for
 from dicomfactory import make_dicom, make_series

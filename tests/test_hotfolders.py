@@ -14,9 +14,9 @@ import pytest
 
 from dicomd.app import Daemon
 from dicomd.config import HotFolder, build_config, load_config
+from dicomd.domain.model import Level, Metadata
 from dicomd.errors import ConfigError
-from dicomd.hotfolders import FolderWatcher, SettleTracker
-from dicomd.model import Level, Metadata
+from dicomd.ingest.hotfolders import FolderWatcher, SettleTracker
 
 from conftest import Client
 from dicomfactory import make_dicom, make_series

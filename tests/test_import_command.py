@@ -13,7 +13,7 @@ import pytest
 
 from dicomd.app import Daemon
 from dicomd.cli import main
-from dicomd.importer import Server, run_import
+from dicomd.ingest.importer import Server, run_import
 
 from conftest import Client, free_port
 from dicomfactory import make_dicom, make_series

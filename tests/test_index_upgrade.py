@@ -6,7 +6,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from dicomd.model import ChangeType, JobRecord
+from dicomd.domain.model import ChangeType, JobRecord
 from dicomd.storage.sqlite_db import SQLiteDatabase
 from dicomd.storage.sqlite_index import SQLiteIndex
 

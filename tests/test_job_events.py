@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dicomd.events import Event, FunctionHandler
-from dicomd.model import ChangeType
+from dicomd.domain.model import ChangeType
+from dicomd.events.handlers import Event, FunctionHandler
 from dicomd.peers import jobs as jobs_module
 from test_lua_crash import SCRIPT as BLOCKING_SCRIPT
 

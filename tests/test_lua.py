@@ -45,7 +45,7 @@ def named(path: Path, name: str) -> list[list[Any]]:
 
 @pytest.fixture
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dicomd.delivery import _Worker
+    from dicomd.events.delivery import _Worker
 
     monkeypatch.setattr(_Worker, "RETRY_DELAYS", (0.05, 0.05))
 

@@ -29,7 +29,7 @@ def sample(name: str) -> str:
 
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dicomd.delivery import _Worker
+    from dicomd.events.delivery import _Worker
 
     monkeypatch.setattr(_Worker, "RETRY_DELAYS", (0.05, 0.05))
 

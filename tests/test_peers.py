@@ -103,7 +103,7 @@ def test_store_straight_and_scripts_forward(make_daemon) -> None:
     assert answer["Status"] == "Success"
     assert client.get("/instances").json() == []  # not stored locally
     stored = client.post("/instances", data=make_dicom(patient_id="SCRIPT")).json()
-    job_id = ScriptApi(a, "Lua").forward(stored["ParentStudy"], "b")
+    job_id = ScriptApi(a.services, "Lua").forward(stored["ParentStudy"], "b")
     wait_for(lambda: client.get(f"/jobs/{job_id}").json()["State"] == "Success")
     assert client.get(f"/jobs/{job_id}").json()["Content"]["Description"] == "Lua"
     assert stored["ID"] in b_client.get("/instances").json()

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from pydicom.dataset import Dataset
 
-from dicomd.events import FunctionHandler
-from dicomd.model import ChangeType
+from dicomd.domain.model import ChangeType
+from dicomd.events.handlers import FunctionHandler
 from pyscripts import failures
 
 from conftest import wait_for

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dicomd.events import FunctionHandler
-from dicomd.model import ChangeType
+from dicomd.domain.model import ChangeType
+from dicomd.events.handlers import FunctionHandler
 from storefiles import stored_files
 
 from conftest import wait_for

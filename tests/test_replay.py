@@ -16,8 +16,8 @@ import pytest
 from dicomd.app import Daemon
 from dicomd.cli import main as cli
 from dicomd.config import load_config
+from dicomd.domain.model import Level
 from dicomd.errors import ReadOnlyIndex
-from dicomd.model import Level
 from dicomd.storage.sqlite_index import SQLiteIndex
 
 from conftest import Client, DaemonProcess, run_dicomd, wait_for, write_config

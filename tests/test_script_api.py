@@ -15,7 +15,7 @@ def test_actions(make_daemon) -> None:
     daemon, client = make_daemon(
         CheckRevisions=True, UserMetadata={"Route": 1024}, UserContentType={"report": 1025}
     )
-    api = ScriptApi(daemon, "Lua")
+    api = ScriptApi(daemon.services, "Lua")
     a = client.post("/instances", data=make_dicom()).json()
     assert api.describe(a["ParentSeries"])["Type"] == "Series"
     # Scripts write unconditionally, even with CheckRevisions.
@@ -40,7 +40,7 @@ def test_actions(make_daemon) -> None:
 def test_in_process_rest(make_daemon) -> None:
     daemon, client = make_daemon(AuthenticationEnabled=True, RegisteredUsers={"alice": "secret"})
     assert client.get("/system").status_code == 401
-    api = ScriptApi(daemon, "Lua")
+    api = ScriptApi(daemon.services, "Lua")
     answer = api.rest("GET", "/system")
     assert answer.status == 200 and json.loads(answer.body)["Name"] == "dicomd"
     stored = api.rest("POST", "/instances", make_dicom())
@@ -91,7 +91,7 @@ def test_http_filters(make_daemon) -> None:
     assert client.post("/instances", data=make_dicom()).status_code == 403
     assert calls[0] == ("GET", "/system", "127.0.0.1", "", "1")
     # Scripts' own in-process calls are not filtered.
-    assert ScriptApi(daemon, "Lua").rest("POST", "/instances", make_dicom()).ok
+    assert ScriptApi(daemon.services, "Lua").rest("POST", "/instances", make_dicom()).ok
 
 
 def test_actions_are_recorded_and_dry_runs_change_nothing(make_daemon) -> None:
@@ -100,12 +100,12 @@ def test_actions_are_recorded_and_dry_runs_change_nothing(make_daemon) -> None:
 
     daemon, client = make_daemon(UserMetadata={"Route": 1024}, OrthancPeers={"p": ["http://x/"]})
     a = client.post("/instances", data=make_dicom()).json()
-    api = ScriptApi(daemon, "Lua")
-    daemon.action_log = ActionLog(dry={"forward", "delete"})
+    api = ScriptApi(daemon.services, "Lua")
+    daemon.services.action_log = ActionLog(dry={"forward", "delete"})
     api.set_metadata(a["ID"], "Route", "pacs")
     assert api.forward(a["ParentStudy"], "p") == "dry-run"
     api.delete(a["ParentPatient"])
-    kinds = [(x.kind, x.target, x.executed) for x in daemon.action_log.actions()]
+    kinds = [(x.kind, x.target, x.executed) for x in daemon.services.action_log.actions()]
     assert kinds == [
         ("set-metadata", a["ID"], True),
         ("forward", a["ParentStudy"], False),
@@ -114,7 +114,7 @@ def test_actions_are_recorded_and_dry_runs_change_nothing(make_daemon) -> None:
     assert client.get("/jobs").json() == []
     assert client.get("/patients").json() == [a["ParentPatient"]]
 
-    daemon.action_log = ActionLog(dry=ACTION_KINDS)
+    daemon.services.action_log = ActionLog(dry=ACTION_KINDS)
     before = stored_files(daemon.config.storage_directory)
     changes = client.get("/changes").json()["Last"]
     api.set_metadata(a["ID"], "Route", "other")
@@ -126,7 +126,7 @@ def test_actions_are_recorded_and_dry_runs_change_nothing(make_daemon) -> None:
     assert client.get(f"/patients/{a['ParentPatient']}/protected").text == "0"
     assert stored_files(daemon.config.storage_directory) == before
     assert client.get("/changes").json()["Last"] == changes
-    assert [x.kind for x in daemon.action_log.actions()] == [
+    assert [x.kind for x in daemon.services.action_log.actions()] == [
         "set-metadata",
         "add-attachment",
         "protect",

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from dicomd.events import FunctionHandler
-from dicomd.model import ChangeType
+from dicomd.domain.model import ChangeType
+from dicomd.events.handlers import FunctionHandler
 
 from conftest import wait_for
 from dicomfactory import make_dicom, make_series
@@ -108,7 +108,7 @@ def test_scripts_can_force_the_stable_status(make_daemon) -> None:
     from dicomd.scripting.api import ScriptApi
 
     daemon, client = make_daemon(StableAge=60)
-    api = ScriptApi(daemon, "Lua")
+    api = ScriptApi(daemon.services, "Lua")
     answer = client.post("/instances", data=make_dicom()).json()
     series = answer["ParentSeries"]
     assert api.set_stable_status(series, True) is True

@@ -6,33 +6,34 @@ import logging
 import threading
 import time
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from .attachments import AttachmentService
-from .changes import ChangeLogService
 from .config import Config
-from .delivery import Dispatcher
+from .domain.attachments import AttachmentService
+from .domain.changes import ChangeLogService
+from .domain.metadata import MetadataService
+from .domain.registry import MetadataNames
+from .domain.resources import ResourceService
 from .errors import StartError, StorageInUse
-from .events import EventSource, Filters
+from .events.delivery import Dispatcher
+from .events.handlers import EventSource, Filters
+from .events.recycling import Recycler
+from .events.scheduler import Scheduler
+from .events.stability import StabilityMonitor
 from .ingest import IngestPipeline
-from .metadata import MetadataService
 from .peers.jobs import JobEngine
 from .peers.registry import PeerRegistry
-from .processes import HelperProcesses
-from .recycling import Recycler
-from .registry import MetadataNames
-from .resources import ResourceService
-from .scheduler import Scheduler
-from .scripting.actions import ActionLog
-from .scripting.loader import ScriptEngine, start_engines
-from .stability import StabilityMonitor
+from .rest import processes
+from .rest.processes import HelperProcesses
+from .scripting.loader import start_engines
+from .services import ScriptEngine, Services
 from .storage.index import Index
 from .storage.lock import FileLock
 from .storage.sqlite_index import SQLiteIndex
 from .storage.store import FileStore
 
 if TYPE_CHECKING:
-    from .hotfolders import HotFolders
+    from .ingest.hotfolders import HotFolders
     from .rest.balance import ConnectionShares
     from .rest.inprocess import InProcessRest
     from .rest.server import HttpServer, PortReservation
@@ -117,6 +118,26 @@ class Daemon:
             self.events.wake,
         )
         self.attachments = AttachmentService(self.index, self.store, self.resources, config)
+        # What the outer layers (REST, scripts) get of this daemon.
+        self.services = Services(
+            config=config,
+            role=role,
+            index=self.index,
+            store=self.store,
+            resources=self.resources,
+            metadata=self.metadata,
+            changes=self.changes,
+            attachments=self.attachments,
+            filters=self.filters,
+            events=self.events,
+            scheduler=self.scheduler,
+            ingest=self.ingest,
+            peers=self.peers,
+            jobs=self.jobs,
+            rest_client=self.rest_client,
+            http_port=lambda: self.http_port,
+            script_engines=lambda: self.script_engines,
+        )
         self._http: HttpServer | None = None
         self._port: PortReservation | None = None
         self._shares: ConnectionShares | None = None
@@ -126,8 +147,6 @@ class Daemon:
         self._app_lock = threading.Lock()
         self._hot_folders: HotFolders | None = None
         self._script_engines: list[ScriptEngine] = []
-        # What scripts do, when a tool asks for a record of it (test-script, replay).
-        self.action_log: ActionLog | None = None
         if role == "main":
             if not read_only:
                 self._recover()
@@ -185,7 +204,7 @@ class Daemon:
             self._port = PortReservation(config.bind_address, config.http_port)
             self._helpers = HelperProcesses(config, self._port.port, config.process_count)
             self._helpers.start()
-            self._script_engines = start_engines(self)
+            self._script_engines = start_engines(self.services)
             self._await_helpers(shares)
             self._helpers.watch()
         else:
@@ -200,7 +219,7 @@ class Daemon:
             )
             self._http.bind()
             # Scripts before the first request, so that their filters see every request.
-            self._script_engines = start_engines(self)
+            self._script_engines = start_engines(self.services)
             self._http.start()
         if self.role == "main":
             self.stability.start()
@@ -223,13 +242,13 @@ class Daemon:
         """Start the script engines and nothing else: no HTTP port, event delivery, jobs,
         scheduler (so no heartbeats), stability monitor or hot folders. For tools that feed
         the scripts' handlers themselves; :meth:`stop` stops them."""
-        self._script_engines = start_engines(self)
+        self._script_engines = start_engines(self.services)
 
     def _start_hot_folders(self) -> None:
         """Only the main process watches folders, so that no file is imported twice."""
         if not self.config.hot_folders:
             return
-        from .hotfolders import HotFolders
+        from .ingest.hotfolders import HotFolders
 
         hot_folders = HotFolders(self.config.hot_folders, self.ingest)
         hot_folders.start()
@@ -243,9 +262,9 @@ class Daemon:
     def _flask_app(self) -> Any:
         with self._app_lock:
             if self._app is None:
-                from .rest import create_app
+                from .rest.application import create_app
 
-                self._app = create_app(self)
+                self._app = create_app(self.services)
             return self._app
 
     def rest_client(self) -> InProcessRest:
@@ -254,7 +273,7 @@ class Daemon:
 
         client = self._rest
         if client is None:
-            client = self._rest = InProcessRest(self._flask_app(), self)
+            client = self._rest = InProcessRest(self._flask_app(), self.services)
         return client
 
     def stop(self) -> None:
@@ -287,3 +306,15 @@ class Daemon:
         self.store.close()
         self.index.close()
         self._owner_lock.close()
+
+
+def run_helper(stdin: IO[bytes]) -> int:
+    """The body of a helper process (``dicomd serve-helper``): a daemon of role "helper",
+    built here like every daemon, serving HTTP for the main process that started it."""
+
+    def build(config: Config, slot: int) -> Daemon:
+        daemon = Daemon(config, role="helper")
+        daemon.http_slot = slot
+        return daemon
+
+    return processes.run_helper(stdin, build)

@@ -103,11 +103,11 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(args.config)
         if args.command == "serve-helper":
             _tune_for_uploads()
-            from .processes import run_helper
+            from .app import run_helper
 
             return run_helper(sys.stdin.buffer)
         if args.command == "import":
-            from .importer import ImportFailed, Server, run_import
+            from .ingest.importer import ImportFailed, Server, run_import
 
             try:
                 server = Server(args.url, args.user, args.password)
@@ -116,11 +116,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"dicomd import: {exc}", file=sys.stderr)
                 return 2
         if args.command == "test-script":
-            from .testscript import main as test_script
+            from .authoring.testscript import main as test_script
 
             return test_script(args.scripts, args.input, args.config, args.send, args.json)
         if args.command == "replay":
-            from .replay import main as replay
+            from .authoring.replay import main as replay
 
             return replay(
                 args.scripts, args.since, args.until, args.config, args.dry_run, args.json

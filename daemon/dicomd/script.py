@@ -19,11 +19,11 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .events import Event, HttpFilter, InstanceFilter, RecyclingFilter
-from .model import ChangeType, Level
-from .scripting.api import RestAnswer
+from .domain.model import ChangeType, Level
+from .events.handlers import Event, HttpFilter, InstanceFilter, RecyclingFilter
 from .scripting.context import CURRENT, EventCallback, LoadedScript
 from .scripting.routes import ScriptRequest, ScriptResponse
+from .services import RestAnswer
 
 __all__ = [
     "ChangeType", "Event", "Level", "Request", "Response", "RestAnswer",
@@ -264,7 +264,7 @@ def find(level: str, uid: str) -> str | None:
     StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID) is ``uid``; None if not stored."""
     from .scripting.lookups import find_by_uid
 
-    return find_by_uid(_script().daemon, _LEVELS[level.lower()], uid)
+    return find_by_uid(_script().services, _LEVELS[level.lower()], uid)
 
 
 def rest(method: str, uri: str, body: bytes | str = b"", builtin: bool = False) -> RestAnswer:

@@ -13,10 +13,10 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import Tag
 
-from ..dicomjson import main_dicom_tags, tag_value_to_string
+from ..domain.dicomjson import main_dicom_tags, tag_value_to_string
+from ..domain.model import Level
 from ..errors import BadFileFormat
 from ..ids import ResourceIds
-from ..model import Level
 
 IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
 DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1.99"

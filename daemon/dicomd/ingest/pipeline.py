@@ -14,10 +14,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..config import Config
-from ..dicomjson import dataset_to_json
-from ..errors import BadFileFormat, FullStorage
-from ..ids import ResourceIds
-from ..model import (
+from ..domain.dicomjson import dataset_to_json
+from ..domain.model import (
     Change,
     ContentType,
     InstanceRecord,
@@ -28,14 +26,16 @@ from ..model import (
     StoreOutcome,
     now_iso,
 )
+from ..errors import BadFileFormat, FullStorage
+from ..ids import ResourceIds
 from ..storage.index import Index
 from ..storage.store import FileInfo, FileStore
 from .parse import ParsedInstance, parse_instance
 from .unpack import is_zip, iter_zip_members
 
 if TYPE_CHECKING:
-    from ..events import Filters
-    from ..recycling import Recycler
+    from ..events.handlers import Filters
+    from ..events.recycling import Recycler
 
 log = logging.getLogger(__name__)
 

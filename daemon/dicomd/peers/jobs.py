@@ -24,9 +24,9 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ..domain.model import JobRecord, Level, now_iso
+from ..domain.resources import ResourceService
 from ..errors import BadRequest, InexistentItem, UnknownResource
-from ..model import JobRecord, Level, now_iso
-from ..resources import ResourceService
 from ..storage.index import Index
 from .client import PeerClient, SendError
 from .definition import Peer

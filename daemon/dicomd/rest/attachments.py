@@ -9,18 +9,18 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from ..attachments import Attachment
+from ..domain.attachments import Attachment
+from ..domain.model import Level
+from ..domain.revisions import not_modified
 from ..errors import BadRange, DicomdError, PayloadTooLarge
-from ..model import Level
-from ..revisions import not_modified
 from ..storage.store import CHUNK_SIZE
 from .common import (
-    daemon,
     flag,
     if_match,
     if_none_match,
     json_response,
     not_modified_response,
+    services,
     set_download_name,
     text_response,
 )
@@ -48,7 +48,7 @@ def _answer(
 ) -> Response:
     """Answer a GET about one attachment: with its ETag, or 304 if ``If-None-Match``
     already names the current revision (as Orthanc does for every such GET)."""
-    attachment = daemon().attachments.get(_level(collection), public_id, name)
+    attachment = services().attachments.get(_level(collection), public_id, name)
     if not_modified(if_none_match(), attachment.revision, attachment.info.uncompressed_md5):
         return not_modified_response(attachment.etag)
     response = make(attachment)
@@ -85,7 +85,7 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
 @blueprint.get(_LIST)
 def list_attachments(collection: str, public_id: str) -> Response:
     return json_response(
-        daemon().attachments.list_names(_level(collection), public_id, flag("full"))
+        services().attachments.list_names(_level(collection), public_id, flag("full"))
     )
 
 
@@ -104,12 +104,12 @@ def put_attachment(collection: str, public_id: str, name: str) -> Response:
     try:
         if length is None:
             # Read one byte over the limit at most: enough to refuse an oversized body.
-            limit = daemon().attachments.max_size
+            limit = services().attachments.max_size
             data = request.stream.read(limit + 1) if limit else request.get_data(cache=False)
             body, length = [data], len(data)
         else:
             body = body_chunks(environ, length, CHUNK_SIZE)
-        tag = daemon().attachments.put(
+        tag = services().attachments.put(
             _level(collection), public_id, name, body, length, if_match()
         )
     except PayloadTooLarge:
@@ -124,7 +124,7 @@ def put_attachment(collection: str, public_id: str, name: str) -> Response:
 
 @blueprint.delete(_ONE)
 def delete_attachment(collection: str, public_id: str, name: str) -> Response:
-    daemon().attachments.delete(_level(collection), public_id, name, if_match())
+    services().attachments.delete(_level(collection), public_id, name, if_match())
     return text_response("")
 
 
@@ -134,7 +134,7 @@ def attachment_data(collection: str, public_id: str, name: str) -> Response:
     """The content, with the content type's MIME type; ``Range`` gives 206."""
 
     def make(attachment: Attachment) -> Response:
-        service = daemon().attachments
+        service = services().attachments
         size = attachment.info.uncompressed_size
         mime = service.mime(attachment)
         requested = byte_range(request.headers.get("Range"), size)
@@ -156,7 +156,7 @@ def attachment_compressed_data(collection: str, public_id: str, name: str) -> Re
     """The bytes as stored (Orthanc's zlib-with-size format when compressed)."""
 
     def make(attachment: Attachment) -> Response:
-        chunks = daemon().attachments.read_stored(attachment)
+        chunks = services().attachments.read_stored(attachment)
         return _stream(chunks, attachment.info.compressed_size, "application/octet-stream")
 
     return _answer(collection, public_id, name, make)
@@ -201,7 +201,7 @@ _route_each("GET", attachment_text, {field: {"field": field} for field in _TEXT}
 # -- changes of storage, verification ------------------------------------------------------
 def change_compression(collection: str, public_id: str, name: str, compressed: bool) -> Response:
     """``POST …/compress`` and ``…/uncompress``."""
-    daemon().attachments.set_compression(_level(collection), public_id, name, compressed)
+    services().attachments.set_compression(_level(collection), public_id, name, compressed)
     return _empty_json()
 
 
@@ -214,5 +214,5 @@ _route_each(
 
 @blueprint.post(f"{_ONE}/verify-md5")
 def verify_md5(collection: str, public_id: str, name: str) -> Response:
-    daemon().attachments.verify_md5(_level(collection), public_id, name)
+    services().attachments.verify_md5(_level(collection), public_id, name)
     return _empty_json()

@@ -7,7 +7,7 @@ import hmac
 from flask import Flask, Response, g, request
 
 from ..config import Config
-from ..events import Filters
+from ..events.handlers import Filters
 from .inprocess import ORIGIN_KEY
 
 REALM = "dicomd"

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from .common import daemon, int_arg, json_response, text_response
+from .common import int_arg, json_response, services, text_response
 
 blueprint = Blueprint("changes", __name__)
 
 
 @blueprint.get("/changes")
 def get_changes() -> Response:
-    log = daemon().changes
+    log = services().changes
     if "last" in request.args:
         return json_response(log.last())
     return json_response(log.page(int_arg("since") or 0, int_arg("limit") or 0))
@@ -19,5 +19,5 @@ def get_changes() -> Response:
 
 @blueprint.delete("/changes")
 def clear_changes() -> Response:
-    daemon().changes.clear()
+    services().changes.clear()
     return text_response()

@@ -11,11 +11,10 @@ from flask import Response, current_app, json, request
 from ..errors import BadFileFormat, BadRequest
 
 if TYPE_CHECKING:
-    from ..app import Daemon
-    from ..scripting.api import RestAnswer
+    from ..services import RestAnswer, Services
 
 
-def daemon() -> Daemon:
+def services() -> Services:
     return current_app.extensions["dicomd"]  # type: ignore[no-any-return]
 
 

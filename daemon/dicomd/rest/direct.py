@@ -27,15 +27,15 @@ from werkzeug.datastructures import EnvironHeaders
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 
-from ..model import Origin
-from ..scripting.api import RestAnswer
+from ..domain.model import Origin
+from ..services import RestAnswer
 from .script_routes import script_routes
 from .server import known_length, read_body
 
 if TYPE_CHECKING:
     from flask import Flask
 
-    from ..app import Daemon
+    from ..services import Services
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class DirectRequest:
     origin: Origin = field(default_factory=Origin)
 
 
-DirectView = Callable[["Daemon", DirectRequest], RestAnswer]
+DirectView = Callable[["Services", DirectRequest], RestAnswer]
 _DIRECT: dict[str, DirectView] = {}
 
 
@@ -72,9 +72,9 @@ def direct(endpoint: str) -> Callable[[DirectView], DirectView]:
 class DirectRoutes:
     """Finds the direct view serving a request, and calls it."""
 
-    def __init__(self, app: Flask, daemon: Daemon) -> None:
+    def __init__(self, app: Flask, services: Services) -> None:
         self._app = app
-        self._daemon = daemon
+        self._services = services
         self._map = app.url_map.bind("localhost")
 
     def find(
@@ -100,7 +100,7 @@ class DirectRoutes:
     def call(self, view: DirectView, request: DirectRequest, method: str, path: str) -> RestAnswer:
         """The view's answer; an error answers what the app's error handlers would."""
         try:
-            answer = view(self._daemon, request)
+            answer = view(self._services, request)
         except Exception as exc:
             answer = self.failure(exc, method, path)
         # What Flask answers when a response names no type.
@@ -127,10 +127,10 @@ class DirectHttp:
     where both are applied."""
 
     def __init__(
-        self, app: Flask, daemon: Daemon, wsgi_app: Callable[..., Iterable[bytes]]
+        self, app: Flask, services: Services, wsgi_app: Callable[..., Iterable[bytes]]
     ) -> None:
-        self._routes = DirectRoutes(app, daemon)
-        self._daemon = daemon
+        self._routes = DirectRoutes(app, services)
+        self._services = services
         self._next = wsgi_app
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
@@ -161,7 +161,7 @@ class DirectHttp:
             return None  # in-process calls that come this way are meant for Flask
         if not known_length(environ):
             return None  # a chunked body: Flask reads it
-        if self._daemon.config.authentication_enabled or self._daemon.filters.has("http"):
+        if self._services.config.authentication_enabled or self._services.filters.has("http"):
             return None
         # WSGI carries the path's bytes as latin-1; they are UTF-8, as Flask reads them.
         path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")

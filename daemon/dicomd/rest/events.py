@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from .common import daemon, int_arg, json_response
+from .common import int_arg, json_response, services
 
 blueprint = Blueprint("events", __name__)
 
 
 @blueprint.get("/events")
 def delivery_status() -> Response:
-    return json_response(daemon().events.status())
+    return json_response(services().events.status())
 
 
 @blueprint.get("/events/failures")
 def failures() -> Response:
-    found = daemon().index.handler_failures(int_arg("since") or 0, int_arg("limit") or 100)
+    found = services().index.handler_failures(int_arg("since") or 0, int_arg("limit") or 100)
     return json_response(
         [
             {

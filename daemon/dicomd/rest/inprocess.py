@@ -16,9 +16,9 @@ import sys
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
-from ..model import Origin
-from ..scripting.api import RestAnswer
+from ..domain.model import Origin
 from ..scripting.routes import ScriptRoutes
+from ..services import RestAnswer
 from .common import normalise_path
 from .direct import ORIGIN_KEY, DirectRequest, DirectRoutes
 from .script_routes import BUILTIN_KEY, script_routes
@@ -26,7 +26,7 @@ from .script_routes import BUILTIN_KEY, script_routes
 if TYPE_CHECKING:
     from flask import Flask
 
-    from ..app import Daemon
+    from ..services import Services
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +35,9 @@ class InProcessRest:
     """Calls the daemon's own REST API; authentication does not apply (the caller is the
     daemon), and uploads get ``origin`` ("Lua", "Plugins") as their Origin metadata."""
 
-    def __init__(self, app: Flask, daemon: Daemon) -> None:
+    def __init__(self, app: Flask, services: Services) -> None:
         self._app = app
-        self._routes = DirectRoutes(app, daemon)
+        self._routes = DirectRoutes(app, services)
 
     def call(
         self,

@@ -8,16 +8,16 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, g, request
 
+from ..domain.model import Origin
 from ..errors import BadFileFormat
-from ..model import Origin
-from ..scripting.api import RestAnswer
-from .common import JSON, daemon, flag, flask_answer, json_response, json_text, set_download_name
+from ..services import RestAnswer
+from .common import JSON, flag, flask_answer, json_response, json_text, services, set_download_name
 from .direct import DirectRequest, direct
 from .inprocess import ORIGIN_KEY
 from .server import read_body
 
 if TYPE_CHECKING:
-    from ..app import Daemon
+    from ..services import Services
 
 blueprint = Blueprint("instances", __name__)
 
@@ -46,14 +46,14 @@ def _decoded(data: bytes, encoding: str) -> bytes:
     return data
 
 
-def _store(d: Daemon, bodies: list[bytes], origin: Origin) -> RestAnswer:
+def _store(s: Services, bodies: list[bytes], origin: Origin) -> RestAnswer:
     """Store DICOM files; a ZIP or several parts answer a list, as Orthanc does."""
     if not bodies:
         raise BadFileFormat("Received an empty DICOM file")
     answers: list[dict[str, Any]] = []
     many = len(bodies) != 1
     for body in bodies:
-        result = d.ingest.ingest_upload(body, origin)
+        result = s.ingest.ingest_upload(body, origin)
         if isinstance(result, list):
             many = True
             answers += [r.answer() for r in result]
@@ -64,10 +64,10 @@ def _store(d: Daemon, bodies: list[bytes], origin: Origin) -> RestAnswer:
 
 
 @direct("instances.upload")
-def store_body(d: Daemon, request: DirectRequest) -> RestAnswer:
+def store_body(s: Services, request: DirectRequest) -> RestAnswer:
     """``POST /instances`` with a raw body (DICOM, gzip or ZIP), without Flask."""
     body = _decoded(request.body, request.headers.get("content-encoding", ""))
-    return _store(d, [body], request.origin)
+    return _store(s, [body], request.origin)
 
 
 @blueprint.post("/instances")
@@ -79,12 +79,12 @@ def upload() -> Response:
         if data is None:
             data = request.get_data(cache=False)
         bodies = [_decoded(data, request.headers.get("Content-Encoding", ""))]
-    return flask_answer(_store(daemon(), bodies, _request_origin()))
+    return flask_answer(_store(services(), bodies, _request_origin()))
 
 
 @blueprint.get("/instances/<instance_id>/file")
 def instance_file(instance_id: str) -> Response:
-    data = daemon().resources.instance_file(instance_id)
+    data = services().resources.instance_file(instance_id)
     response = Response(data, mimetype="application/dicom")
     set_download_name(response, request.args.get("filename"))
     return response
@@ -93,9 +93,9 @@ def instance_file(instance_id: str) -> Response:
 @blueprint.get("/instances/<instance_id>/tags")
 def instance_tags(instance_id: str) -> Response:
     fmt = "simplified" if flag("simplify") else "short" if flag("short") else "full"
-    return json_response(daemon().resources.instance_tags(instance_id, fmt))
+    return json_response(services().resources.instance_tags(instance_id, fmt))
 
 
 @blueprint.get("/instances/<instance_id>/simplified-tags")
 def instance_simplified_tags(instance_id: str) -> Response:
-    return json_response(daemon().resources.instance_tags(instance_id, "simplified"))
+    return json_response(services().resources.instance_tags(instance_id, "simplified"))

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from .common import daemon, flag, json_response, text_response
+from .common import flag, json_response, services, text_response
 
 blueprint = Blueprint("jobs", __name__)
 
 
 @blueprint.get("/jobs")
 def list_jobs() -> Response:
-    engine = daemon().jobs
+    engine = services().jobs
     jobs = engine.index.list_jobs()
     if flag("expand"):
         return json_response([engine.describe(job) for job in jobs])
@@ -20,17 +20,17 @@ def list_jobs() -> Response:
 
 @blueprint.get("/jobs/<job_id>")
 def get_job(job_id: str) -> Response:
-    engine = daemon().jobs
+    engine = services().jobs
     return json_response(engine.describe(engine.get(job_id)))
 
 
 @blueprint.post("/jobs/<job_id>/<any(pause, resume, cancel, resubmit):action>")
 def control_job(job_id: str, action: str) -> Response:
-    getattr(daemon().jobs, action)(job_id)
+    getattr(services().jobs, action)(job_id)
     return json_response({})
 
 
 @blueprint.delete("/jobs/<job_id>")
 def delete_job(job_id: str) -> Response:
-    daemon().jobs.delete(job_id)
+    services().jobs.delete(job_id)
     return text_response()

@@ -6,15 +6,15 @@ from typing import TYPE_CHECKING
 
 from flask import Blueprint, Response, request
 
-from ..metadata import value_etag, value_md5
-from ..model import Level
-from ..revisions import etag, not_modified
-from ..scripting.api import RestAnswer
-from .common import TEXT, daemon, flag, flask_answer, json_response, lower_headers
+from ..domain.metadata import value_etag, value_md5
+from ..domain.model import Level
+from ..domain.revisions import etag, not_modified
+from ..services import RestAnswer
+from .common import TEXT, flag, flask_answer, json_response, lower_headers, services
 from .direct import DirectRequest, direct
 
 if TYPE_CHECKING:
-    from ..app import Daemon
+    from ..services import Services
 
 blueprint = Blueprint("metadata", __name__)
 
@@ -24,7 +24,7 @@ _BASE = "/<any(patients, studies, series, instances):collection>/<public_id>/met
 @blueprint.get(_BASE)
 def list_metadata(collection: str, public_id: str) -> Response:
     return json_response(
-        daemon().metadata.list(
+        services().metadata.list(
             Level.from_plural(collection),
             public_id,
             expand=flag("expand"),
@@ -39,9 +39,9 @@ def list_metadata(collection: str, public_id: str) -> Response:
 
 
 @direct("metadata.get_metadata")
-def read_value(d: Daemon, request: DirectRequest) -> RestAnswer:
+def read_value(s: Services, request: DirectRequest) -> RestAnswer:
     args, headers = request.args, request.headers
-    found = d.metadata.get(Level.from_plural(args["collection"]), args["public_id"], args["name"])
+    found = s.metadata.get(Level.from_plural(args["collection"]), args["public_id"], args["name"])
     if found is None:
         return RestAnswer(404, b"")  # Orthanc answers nothing
     value, revision = found
@@ -53,10 +53,10 @@ def read_value(d: Daemon, request: DirectRequest) -> RestAnswer:
 
 
 @direct("metadata.set_metadata")
-def write_value(d: Daemon, request: DirectRequest) -> RestAnswer:
+def write_value(s: Services, request: DirectRequest) -> RestAnswer:
     args, body, headers = request.args, request.body, request.headers
     level = Level.from_plural(args["collection"])
-    revision, _change = d.metadata.set(
+    revision, _change = s.metadata.set(
         level, args["public_id"], args["name"], body, headers.get("if-match")
     )
     tag = value_etag(revision, body.decode("utf-8"))
@@ -64,24 +64,24 @@ def write_value(d: Daemon, request: DirectRequest) -> RestAnswer:
 
 
 @direct("metadata.delete_metadata")
-def delete_value(d: Daemon, request: DirectRequest) -> RestAnswer:
+def delete_value(s: Services, request: DirectRequest) -> RestAnswer:
     args, headers = request.args, request.headers
     level = Level.from_plural(args["collection"])
-    d.metadata.delete(level, args["public_id"], args["name"], headers.get("if-match"))
+    s.metadata.delete(level, args["public_id"], args["name"], headers.get("if-match"))
     return RestAnswer(200, b"", {"Content-Type": TEXT})
 
 
 @blueprint.get(f"{_BASE}/<name>")
 def get_metadata(**args: str) -> Response:
-    return flask_answer(read_value(daemon(), DirectRequest(args, headers=lower_headers())))
+    return flask_answer(read_value(services(), DirectRequest(args, headers=lower_headers())))
 
 
 @blueprint.put(f"{_BASE}/<name>")
 def set_metadata(**args: str) -> Response:
     body = request.get_data()
-    return flask_answer(write_value(daemon(), DirectRequest(args, body, lower_headers())))
+    return flask_answer(write_value(services(), DirectRequest(args, body, lower_headers())))
 
 
 @blueprint.delete(f"{_BASE}/<name>")
 def delete_metadata(**args: str) -> Response:
-    return flask_answer(delete_value(daemon(), DirectRequest(args, headers=lower_headers())))
+    return flask_answer(delete_value(services(), DirectRequest(args, headers=lower_headers())))

@@ -9,14 +9,14 @@ from flask import Blueprint, Response, request
 
 from ..errors import BadRequest, NetworkProtocol
 from ..peers.client import SendError
-from .common import daemon, flag, json_response, text_response
+from .common import flag, json_response, services, text_response
 
 blueprint = Blueprint("peers", __name__)
 
 
 @blueprint.get("/peers")
 def list_peers() -> Response:
-    peers = daemon().peers.all()
+    peers = services().peers.all()
     if flag("expand"):
         return json_response({name: peer.public() for name, peer in peers.items()})
     return json_response(list(peers))
@@ -24,32 +24,32 @@ def list_peers() -> Response:
 
 @blueprint.get("/peers/<name>")
 def peer_operations(name: str) -> Response:
-    daemon().peers.get(name)
+    services().peers.get(name)
     return json_response(["configuration", "dead-letters", "store", "store-straight", "system"])
 
 
 @blueprint.get("/peers/<name>/configuration")
 def peer_configuration(name: str) -> Response:
-    return json_response(daemon().peers.get(name).public())
+    return json_response(services().peers.get(name).public())
 
 
 @blueprint.put("/peers/<name>")
 def put_peer(name: str) -> Response:
-    daemon().peers.put(name, _json_body())
+    services().peers.put(name, _json_body())
     return text_response()
 
 
 @blueprint.delete("/peers/<name>")
 def delete_peer(name: str) -> Response:
-    daemon().peers.delete(name)
+    services().peers.delete(name)
     return text_response()
 
 
 @blueprint.get("/peers/<name>/system")
 def peer_system(name: str) -> Response:
-    peer = daemon().peers.get(name)
+    peer = services().peers.get(name)
     try:
-        answer = daemon().jobs.client.request(peer, "GET", "/system")
+        answer = services().jobs.client.request(peer, "GET", "/system")
     except SendError as exc:
         raise NetworkProtocol(str(exc)) from None
     return Response(answer.body, content_type="application/json")
@@ -59,7 +59,7 @@ def peer_system(name: str) -> Response:
 def store(name: str) -> Response:
     """Orthanc's body forms: an ID, a JSON string or list of IDs, or an object."""
     options = _store_options()
-    engine = daemon().jobs
+    engine = services().jobs
     job = engine.submit_store(
         name,
         options["Resources"],
@@ -98,9 +98,9 @@ def _store_options() -> dict[str, Any]:
 @blueprint.post("/peers/<name>/store-straight")
 def store_straight(name: str) -> Response:
     """Forward the DICOM file in the body as is, and answer what the peer answered."""
-    peer = daemon().peers.get(name)
+    peer = services().peers.get(name)
     try:
-        answer = daemon().jobs.client.request(peer, "POST", "/instances", request.get_data())
+        answer = services().jobs.client.request(peer, "POST", "/instances", request.get_data())
     except SendError as exc:
         raise NetworkProtocol(str(exc)) from None
     return Response(answer.body, content_type="application/json")
@@ -109,7 +109,7 @@ def store_straight(name: str) -> Response:
 @blueprint.get("/peers/<name>/dead-letters")
 def dead_letters(name: str) -> Response:
     """dicomd's own: the jobs to this peer that failed, with their reason."""
-    engine = daemon().jobs
+    engine = services().jobs
     failed = [
         engine.describe(job)
         for job in engine.index.list_jobs()

@@ -9,15 +9,15 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from ..errors import NotImplementedFeature
-from .common import daemon
+from .common import services
 
 blueprint = Blueprint("scripts", __name__)
 log = logging.getLogger(__name__)
 
 
 def _lua_engine() -> Any:
-    # The Daemon keeps its engines private; the Lua one is the engine that can execute.
-    for engine in daemon().script_engines:
+    # The Services keeps its engines private; the Lua one is the engine that can execute.
+    for engine in services().script_engines():
         if callable(getattr(engine, "execute", None)):
             return engine
     raise NotImplementedFeature("The Lua engine is not running")
@@ -25,7 +25,7 @@ def _lua_engine() -> Any:
 
 @blueprint.post("/tools/execute-script")
 def execute_script() -> Response:
-    if not daemon().config.execute_lua_enabled:
+    if not services().config.execute_lua_enabled:
         log.error(
             "The execution of Lua scripts is disabled; set ExecuteLuaEnabled to true to allow it"
         )

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, request
 
 from .. import __version__
 from ..errors import ParameterOutOfRange
-from .common import daemon, json_response
+from .common import json_response, services
 
 blueprint = Blueprint("system", __name__)
 
@@ -22,7 +22,7 @@ DATABASE_VERSION = 6
 
 @blueprint.get("/system")
 def system() -> Any:
-    config = daemon().config
+    config = services().config
     return json_response(
         {
             "Name": config.name,
@@ -33,7 +33,7 @@ def system() -> Any:
             "StorageAreaPlugin": None,
             "DicomAet": "DICOMD",
             "DicomPort": 4242,
-            "HttpPort": daemon().http_port,
+            "HttpPort": services().http_port(),
             "IsHttpServerSecure": config.authentication_enabled or not config.remote_access_allowed,
             "PluginsEnabled": False,
             "CheckRevisions": config.check_revisions,
@@ -50,7 +50,7 @@ def system() -> Any:
 
 @blueprint.get("/statistics")
 def statistics() -> Any:
-    return json_response(daemon().resources.statistics())
+    return json_response(services().resources.statistics())
 
 
 _UID_LEVELS = ("patient", "study", "series", "instance")

@@ -7,33 +7,20 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pydicom.uid
 
+from ..domain.model import Level, Resource
 from ..errors import BadRequest, UnknownResource
-from ..model import Level, Resource
+from ..services import RestAnswer
 
 if TYPE_CHECKING:
-    from ..app import Daemon
+    from ..services import Services
 
 log = logging.getLogger(__name__)
 
 _UID_LEVELS = ("patient", "study", "series", "instance")
-
-
-@dataclass
-class RestAnswer:
-    """The answer of an in-process REST call."""
-
-    status: int
-    body: bytes
-    headers: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
 
 
 class ScriptApi:
@@ -42,13 +29,13 @@ class ScriptApi:
     ``origin`` is the request origin of what scripts upload or change through the REST API
     ("Lua" or "Plugins", as in Orthanc)."""
 
-    def __init__(self, daemon: Daemon, origin: str) -> None:
-        self._daemon = daemon
+    def __init__(self, services: Services, origin: str) -> None:
+        self._services = services
         self.origin = origin
 
     def _act(self, kind: str, target: str, **details: Any) -> bool:
         """Record an action when the daemon keeps a log of them; whether to carry it out."""
-        actions = self._daemon.action_log
+        actions = self._services.action_log
         if actions is None:
             return True
         return actions.record(kind, target, self.origin, details)
@@ -56,23 +43,23 @@ class ScriptApi:
     # -- lookups ---------------------------------------------------------------------------
     def resource(self, public_id: str) -> Resource:
         """The resource with this Orthanc ID, at whatever level; 404 if unknown."""
-        found = self._daemon.index.lookup(public_id)
+        found = self._services.index.lookup(public_id)
         if found is None:
             raise UnknownResource(f"Unknown resource: {public_id}", empty_body=False)
         return found
 
     def describe(self, public_id: str) -> dict[str, Any]:
         """Orthanc's JSON of the resource (``GET /{level}/{id}``)."""
-        return self._daemon.resources.describe(self.resource(public_id))
+        return self._services.resources.describe(self.resource(public_id))
 
     def configuration(self) -> dict[str, Any]:
         """The configuration as read from the file (``GetOrthancConfiguration``)."""
-        return dict(self._daemon.config.raw)
+        return dict(self._services.config.raw)
 
     # -- metadata and attachments ----------------------------------------------------------
     def get_metadata(self, public_id: str, name: str) -> str | None:
         resource = self.resource(public_id)
-        found = self._daemon.metadata.get(resource.level, public_id, name)
+        found = self._services.metadata.get(resource.level, public_id, name)
         return found[0] if found else None
 
     # Scripts write unconditionally: CheckRevisions protects HTTP clients from each other.
@@ -80,7 +67,7 @@ class ScriptApi:
         resource = self.resource(public_id)
         if not self._act("set-metadata", public_id, name=name, value=value):
             return
-        self._daemon.metadata.set(
+        self._services.metadata.set(
             resource.level, public_id, name, value, None, check_revisions=False
         )
 
@@ -90,7 +77,7 @@ class ScriptApi:
         if not self._act("delete-metadata", public_id, name=name):
             return self.get_metadata(public_id, name) is not None
         try:
-            self._daemon.metadata.delete(
+            self._services.metadata.delete(
                 resource.level, public_id, name, None, check_revisions=False
             )
         except UnknownResource:
@@ -102,20 +89,20 @@ class ScriptApi:
         resource = self.resource(public_id)
         if not self._act("add-attachment", public_id, name=name, size=len(data)):
             return
-        self._daemon.attachments.put(
+        self._services.attachments.put(
             resource.level, public_id, name, [data], len(data), None, check_revisions=False
         )
 
     # -- resources -------------------------------------------------------------------------
     def set_protected(self, patient_id: str, protected: bool) -> None:
         if self._act("protect" if protected else "unprotect", patient_id):
-            self._daemon.resources.set_protected(patient_id, protected)
+            self._services.resources.set_protected(patient_id, protected)
 
     def delete(self, public_id: str) -> dict[str, Any]:
         resource = self.resource(public_id)
         if not self._act("delete", public_id, level=resource.level.title):
             return {"RemainingAncestor": None}
-        return self._daemon.resources.delete(resource.level, public_id)
+        return self._services.resources.delete(resource.level, public_id)
 
     def set_stable_status(self, public_id: str, stable: bool) -> bool:
         """Make a series, study or patient stable at once (its Stable* event fires) or
@@ -125,16 +112,16 @@ class ScriptApi:
             raise BadRequest("Only series, studies and patients have a stable status")
         if not self._act("set-stable", public_id, stable=stable):
             return True
-        deadline = time.time() + self._daemon.config.stable_age
-        return self._daemon.index.set_stable(resource, stable, deadline)
+        deadline = time.time() + self._services.config.stable_age
+        return self._services.index.set_stable(resource, stable, deadline)
 
     def forward(self, public_id: str, peer: str) -> str:
         """Queue the sending of a resource (any level) to an Orthanc peer, through a
         durable job with retries; returns the job's ID."""
-        self._daemon.peers.get(peer)  # an unknown peer is an error even in a dry run
+        self._services.peers.get(peer)  # an unknown peer is an error even in a dry run
         if not self._act("forward", public_id, peer=peer):
             return "dry-run"
-        return self._daemon.jobs.submit_store(peer, [public_id], description=self.origin).id
+        return self._services.jobs.submit_store(peer, [public_id], description=self.origin).id
 
     # -- REST and tools --------------------------------------------------------------------
     def rest(
@@ -152,7 +139,7 @@ class ScriptApi:
             "rest", uri, method=method.upper(), size=len(body)
         ):
             return RestAnswer(200, b"{}", {"Content-Type": "application/json"})
-        return self._daemon.rest_client().call(method, uri, body, headers, self.origin, builtin)
+        return self._services.rest_client().call(method, uri, body, headers, self.origin, builtin)
 
     @staticmethod
     def generate_uid(level: str = "instance") -> str:

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..events import Event, HttpFilter, InstanceFilter, RecyclingFilter
-from ..model import ChangeType
+from ..domain.model import ChangeType
+from ..events.handlers import Event, HttpFilter, InstanceFilter, RecyclingFilter
 from .api import ScriptApi
 from .routes import RouteFunction
 
 if TYPE_CHECKING:
-    from ..app import Daemon
+    from ..services import Services
 
 CURRENT: contextvars.ContextVar[LoadedScript] = contextvars.ContextVar("dicomd_python_script")
 
@@ -48,12 +48,12 @@ class Registrations:
 class LoadedScript:
     """A script file, one generation of it (each reload makes a new one)."""
 
-    def __init__(self, daemon: Daemon, path: Path, name: str, generation: int) -> None:
-        self.daemon = daemon
+    def __init__(self, services: Services, path: Path, name: str, generation: int) -> None:
+        self.services = services
         self.path = path
         self.name = name  # unique among the scripts; the delivery position is kept under it
         self.generation = generation
-        self.api = ScriptApi(daemon, "Plugins")
+        self.api = ScriptApi(services, "Plugins")
         self.log = logging.getLogger(f"dicomd.script.{name}")
         self.registered = Registrations()
         self.module: Any = None

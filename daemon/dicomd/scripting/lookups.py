@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..domain.model import Level
 from ..ids import hash_id
-from ..model import Level
 
 if TYPE_CHECKING:
-    from ..app import Daemon
+    from ..services import Services
 
 UID_TAGS = {
     Level.PATIENT: "PatientID",
@@ -24,8 +24,8 @@ UID_TAGS = {
 }
 
 
-def find_by_uid(daemon: Daemon, level: Level, uid: str) -> str | None:
-    index = daemon.index
+def find_by_uid(services: Services, level: Level, uid: str) -> str | None:
+    index = services.index
     if level is Level.PATIENT:
         public_id = hash_id(uid)
         return public_id if index.get(level, public_id) is not None else None

@@ -30,15 +30,15 @@ from typing import TYPE_CHECKING, Any
 
 from lupa import lua54
 
+from ..domain.model import ChangeType
 from ..errors import CannotExecuteLua
-from ..events import Event
-from ..model import ChangeType
+from ..events.handlers import Event
 from .api import ScriptApi
 from .http_client import HttpClient
 from .lua_values import LuaValues
 
 if TYPE_CHECKING:
-    from ..app import Daemon
+    from ..services import Services
 
 log = logging.getLogger(__name__)
 
@@ -244,12 +244,12 @@ class LuaEngine:
     """Loads ``LuaScripts`` into the two runtimes and connects their callbacks to the
     daemon: the ``lua`` event handler, the filters, the heartbeat and hot reload."""
 
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
-        self.api = ScriptApi(daemon, "Lua")
-        self.scripts: tuple[Path, ...] = tuple(daemon.config.lua_scripts)
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.api = ScriptApi(services, "Lua")
+        self.scripts: tuple[Path, ...] = tuple(services.config.lua_scripts)
         self.name = HANDLER_NAME
-        self._is_main = daemon.role == "main"
+        self._is_main = services.role == "main"
         self._main = LuaRuntime("main", self.api)
         self._filter = LuaRuntime("filter", self.api)
         self._callbacks: frozenset[str] = frozenset()
@@ -269,11 +269,11 @@ class LuaEngine:
         self._after_load()
         if self._is_main:
             self._lifecycle("Initialize")
-            self.daemon.events.register(self)
+            self.services.events.register(self)
             self._handler_registered = True
-            period = self.daemon.config.lua_heartbeat_period
+            period = self.services.config.lua_heartbeat_period
             if period > 0:
-                self.daemon.scheduler.every("lua-heartbeat", period, self._heartbeat)
+                self.services.scheduler.every("lua-heartbeat", period, self._heartbeat)
         if self.scripts:
             self._watcher = threading.Thread(
                 target=self._watch, name="dicomd-lua-reload", daemon=True
@@ -286,11 +286,11 @@ class LuaEngine:
         if self._watcher is not None:
             self._watcher.join()
             self._watcher = None
-        self.daemon.filters.remove(HANDLER_NAME)
+        self.services.filters.remove(HANDLER_NAME)
         if self._is_main:
-            self.daemon.scheduler.cancel("lua-heartbeat")
+            self.services.scheduler.cancel("lua-heartbeat")
             if self._handler_registered:
-                self.daemon.events.unregister(HANDLER_NAME)
+                self.services.events.unregister(HANDLER_NAME)
                 self._handler_registered = False
             self._lifecycle("Finalize")
 
@@ -314,7 +314,7 @@ class LuaEngine:
         (a filter once registered stays: it looks its function up at each call)."""
         self._callbacks = self._main.defined(NOTIFICATION_CALLBACKS)
         wanted = self._filter.defined(FILTER_CALLBACKS) - self._filters_added
-        filters = self.daemon.filters
+        filters = self.services.filters
         if "ReceivedInstanceFilter" in wanted:
             filters.add_instance_filter(HANDLER_NAME, self._instance_filter)
         if "IncomingHttpRequestFilter" in wanted:

@@ -16,14 +16,14 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..domain.model import ChangeType as CoreChange
+from ..domain.model import Level
 from ..errors import DicomdError
-from ..model import ChangeType as CoreChange
-from ..model import Level
 from .lookups import find_by_uid
 from .routes import ScriptRequest, ScriptResponse
 
 if TYPE_CHECKING:
-    from ..events import Event
+    from ..events.handlers import Event
     from .context import LoadedScript
 
 
@@ -222,7 +222,7 @@ class DicomInstance:
         return json.dumps(self._event.tags())
 
     def GetInstanceJson(self) -> str:
-        tags = self._script.daemon.resources.instance_tags(self._event.resource_id, "full")
+        tags = self._script.services.resources.instance_tags(self._event.resource_id, "full")
         return json.dumps(tags)
 
     def GetInstanceAdvancedJson(self, *args: Any) -> str:
@@ -230,7 +230,7 @@ class DicomInstance:
 
     def GetInstanceData(self) -> bytes:
         if self._data is None:
-            self._data = self._script.daemon.resources.instance_file(self._event.resource_id)
+            self._data = self._script.services.resources.instance_file(self._event.resource_id)
         return self._data
 
     SerializeDicomInstance = GetInstanceData
@@ -500,7 +500,7 @@ class _Functions:  # method names are the plugin's
 
     def GetDicomForInstance(self, instance_id: str) -> bytes:
         try:
-            return self.script.daemon.resources.instance_file(instance_id)
+            return self.script.services.resources.instance_file(instance_id)
         except DicomdError as error:
             raise _translated(error) from error
 
@@ -512,7 +512,7 @@ class _Functions:  # method names are the plugin's
         return ErrorCode.SUCCESS, changed
 
     def _lookup(self, level: Level, uid: str) -> str:
-        found = find_by_uid(self.script.daemon, level, uid)
+        found = find_by_uid(self.script.services, level, uid)
         if found is None:
             raise OrthancException(ErrorCode.UNKNOWN_RESOURCE, f"No {level.title} {uid}")
         return found

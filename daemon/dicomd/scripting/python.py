@@ -26,7 +26,7 @@ from .context import CURRENT, LoadedScript, ScriptHandler
 from .orthanc_compat import make_orthanc_module
 
 if TYPE_CHECKING:
-    from ..app import Daemon
+    from ..services import Services
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +36,10 @@ class PythonEngine:
 
     RELOAD_INTERVAL = 1.0
 
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
-        self.main = daemon.role == "main"
-        self._paths = list(daemon.config.python_scripts)
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.main = services.role == "main"
+        self._paths = list(services.config.python_scripts)
         self._names = _unique_names(self._paths)
         self._active: dict[Path, LoadedScript] = {}
         self._mtimes: dict[Path, float] = {}
@@ -91,7 +91,7 @@ class PythonEngine:
         """Load (or reload) one script; on failure keep the version that runs."""
         self._mtimes[path] = self._mtime(path)
         self._generation += 1
-        script = LoadedScript(self.daemon, path, self._names[path], self._generation)
+        script = LoadedScript(self.services, path, self._names[path], self._generation)
         try:
             script.module = self._execute(script)
         except BaseException:
@@ -137,37 +137,37 @@ class PythonEngine:
 
     # -- registering -----------------------------------------------------------------------
     def _activate(self, script: LoadedScript) -> None:
-        daemon, owner, registered = self.daemon, script.owner, script.registered
+        services, owner, registered = self.services, script.owner, script.registered
         for recycling in registered.recycling_filters:
-            daemon.filters.add_recycling_filter(owner, script.wrap(recycling))
+            services.filters.add_recycling_filter(owner, script.wrap(recycling))
         for instance in registered.instance_filters:
-            daemon.filters.add_instance_filter(owner, script.wrap(instance))
+            services.filters.add_instance_filter(owner, script.wrap(instance))
         for http in registered.http_filters:
-            daemon.filters.add_http_filter(owner, script.wrap(http))
+            services.filters.add_http_filter(owner, script.wrap(http))
         if registered.routes:
-            routes = daemon.rest_client().script_routes
+            routes = services.rest_client().script_routes
             for regex, methods, function in registered.routes:
                 routes.add(owner, regex, script.wrap(function), methods)
         if not self.main:
             return
         if registered.events:
-            daemon.events.register(ScriptHandler(script))
+            services.events.register(ScriptHandler(script))
         for number, (seconds, beat) in enumerate(registered.heartbeats):
-            daemon.scheduler.every(f"{owner}:heartbeat:{number}", seconds, script.wrap(beat))
+            services.scheduler.every(f"{owner}:heartbeat:{number}", seconds, script.wrap(beat))
         for started in registered.started:
             self._call(script, started, "start-up hook")
 
     def _deactivate(self, script: LoadedScript) -> None:
-        daemon, owner, registered = self.daemon, script.owner, script.registered
-        daemon.filters.remove(owner)
+        services, owner, registered = self.services, script.owner, script.registered
+        services.filters.remove(owner)
         if registered.routes:
-            daemon.rest_client().script_routes.remove(owner)
+            services.rest_client().script_routes.remove(owner)
         if not self.main:
             return
         if registered.events:
-            daemon.events.unregister(script.handler_name)
+            services.events.unregister(script.handler_name)
         for number in range(len(registered.heartbeats)):
-            daemon.scheduler.cancel(f"{owner}:heartbeat:{number}")
+            services.scheduler.cancel(f"{owner}:heartbeat:{number}")
         for stopping in registered.stopping:
             self._call(script, stopping, "stop hook")
 

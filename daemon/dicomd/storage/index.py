@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..model import Change, InstanceRecord, JobRecord, Level, Resource, StoreOutcome
+from ..domain.model import Change, InstanceRecord, JobRecord, Level, Resource, StoreOutcome
 from .store import FileInfo
 
 # Called inside a write transaction with the current (revision, MD5 of the value) of a

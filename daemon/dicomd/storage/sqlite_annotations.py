@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 
-from ..model import Change, ChangeType, Resource, now_iso
+from ..domain.model import Change, ChangeType, Resource, now_iso
 from .index import RevisionCheck
 from .sqlite_db import (
     ATTACHMENT_COLUMNS,

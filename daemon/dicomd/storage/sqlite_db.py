@@ -23,8 +23,8 @@ from importlib import resources as package_files
 from pathlib import Path
 from typing import Any
 
+from ..domain.model import Change, ChangeType, Level, Resource
 from ..errors import ReadOnlyIndex, UnknownResource
-from ..model import Change, ChangeType, Level, Resource
 from .lock import FileLock
 from .store import FileInfo
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..model import Change, now_iso
+from ..domain.model import Change, now_iso
 from .index import HandlerFailure
 from .sqlite_db import CHANGE_COLUMNS, SQLiteDatabase, change_from_row
 

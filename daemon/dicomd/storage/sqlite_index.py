@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
-from ..model import (
+from ..domain.model import (
     Change,
     ChangeType,
     ContentType,

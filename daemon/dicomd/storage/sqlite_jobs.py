@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
-from ..model import Change, ChangeType, JobRecord, job_event, now_iso
+from ..domain.model import Change, ChangeType, JobRecord, job_event, now_iso
 from .sqlite_db import SQLiteDatabase
 
 _JOB_COLUMNS = "id, type, state, priority, created, completed, next_attempt, control, data"

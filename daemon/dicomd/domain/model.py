@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from .ids import ResourceIds
+from ..ids import ResourceIds
 
 
 class Level(enum.IntEnum):

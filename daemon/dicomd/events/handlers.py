@@ -19,10 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .errors import UnknownResource
-from .model import Change, ChangeType, Level, Metadata, Origin, Resource
-from .registry import MetadataNames
-from .resources import ResourceService
+from ..domain.model import Change, ChangeType, Level, Metadata, Origin, Resource
+from ..domain.registry import MetadataNames
+from ..domain.resources import ResourceService
+from ..errors import UnknownResource
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ import time
 import traceback
 from typing import Any
 
-from .events import Event, EventSource, Handler
-from .model import now_iso
-from .storage.index import HandlerFailure, Index
+from ..domain.model import now_iso
+from ..storage.index import HandlerFailure, Index
+from .handlers import Event, EventSource, Handler
 
 log = logging.getLogger(__name__)
 

@@ -21,10 +21,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
-from .config import Config, build_config
+from ..config import Config, build_config
 
 log = logging.getLogger(__name__)
 
@@ -128,16 +129,23 @@ class HelperProcesses:
                 log.warning("helper process %d exited with status %d", proc.pid, code)
 
 
-def run_helper(stdin: IO[bytes]) -> int:
-    """The body of a helper process (``dicomd serve-helper``)."""
-    from .app import Daemon
+class Served(Protocol):
+    """What a helper process runs: a daemon that serves until stopped."""
 
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def run_helper(stdin: IO[bytes], build: Callable[[Config, int], Served]) -> int:
+    """The body of a helper process (``dicomd serve-helper``): read the request of the main
+    process, serve the daemon that ``build`` makes of its configuration and slot, and stop
+    when asked (SIGTERM) or when the main process goes away."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
     request: dict[str, Any] = json.loads(stdin.readline())
     config = build_config(request["raw"], Path(request["base_dir"]))
     config = dataclasses.replace(config, http_port=int(request["port"]))
-    daemon = Daemon(config, role="helper")
-    daemon.http_slot = int(request["slot"])
+    served = build(config, int(request["slot"]))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
@@ -146,7 +154,7 @@ def run_helper(stdin: IO[bytes]) -> int:
         stop.set()
 
     threading.Thread(target=watch_parent, name="parent-watch", daemon=True).start()
-    daemon.start()
+    served.start()
     stop.wait()
-    daemon.stop()
+    served.stop()
     return 0

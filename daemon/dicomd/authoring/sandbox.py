@@ -18,16 +18,16 @@ from typing import TYPE_CHECKING, Any
 
 from pydicom.dataset import Dataset
 
-from .config import build_config, parse_config_text
-from .model import Origin
-from .scripting.actions import ACTION_KINDS, Action, ActionLog
-from .scriptreport import ErrorCollector, action_lines, error_lines
+from ..config import build_config, parse_config_text
+from ..domain.model import Origin
+from ..scripting.actions import ACTION_KINDS, Action, ActionLog
+from .report import ErrorCollector, action_lines, error_lines
 from .synthetic import dataset_bytes
 
 if TYPE_CHECKING:
-    from .app import Daemon
-    from .ingest.pipeline import IngestResult
-    from .storage.index import HandlerFailure
+    from ..app import Daemon
+    from ..ingest.pipeline import IngestResult
+    from ..storage.index import HandlerFailure
 
 # What can be uploaded: a file's bytes, a file's path, or a pydicom dataset.
 Upload = bytes | str | Path | Dataset
@@ -75,7 +75,7 @@ class ScriptSandbox:
     # -- life cycle ------------------------------------------------------------------------
     def start(self) -> ScriptSandbox:
         """Start the daemon with the scripts loaded; returns once it answers HTTP."""
-        from .app import Daemon
+        from ..app import Daemon
 
         if self._daemon is not None:
             raise RuntimeError("the sandbox is already running")
@@ -93,7 +93,9 @@ class ScriptSandbox:
                 PythonScripts=[str(p) for p in self.scripts if p.suffix != ".lua"],
             )
             self._daemon = Daemon(build_config(settings, self._base))
-            self._log = self._daemon.action_log = ActionLog(dry=() if self.send else {"forward"})
+            self._log = self._daemon.services.action_log = ActionLog(
+                dry=() if self.send else {"forward"}
+            )
             self._daemon.start()
         except BaseException:
             self.stop()

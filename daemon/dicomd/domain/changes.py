@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..storage.index import Index
 from .model import Change
-from .storage.index import Index
 
 # Orthanc caps a page at 100 changes, and a limit of 0 means that cap.
 MAX_PAGE = 100

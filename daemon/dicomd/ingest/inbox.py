@@ -15,11 +15,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import HotFolder
-from .errors import DicomdError
-from .ingest import IngestPipeline
-from .ingest.pipeline import IngestResult
-from .model import Origin
+from ..config import HotFolder
+from ..domain.model import Origin
+from ..errors import DicomdError
+from . import IngestPipeline
+from .pipeline import IngestResult
 
 log = logging.getLogger(__name__)
 

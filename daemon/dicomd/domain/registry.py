@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .config import DEFAULT_MIME, USER_RANGE
-from .errors import ForbiddenAccess, InexistentItem
+from ..config import DEFAULT_MIME, USER_RANGE
+from ..errors import ForbiddenAccess, InexistentItem
 from .model import ContentType, Metadata
 
 _CORE_CONTENT_MIME = {

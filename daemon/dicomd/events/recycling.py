@@ -13,11 +13,11 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from .errors import UnknownResource
-from .events import Filters
-from .model import Level
-from .registry import MetadataNames
-from .resources import ResourceService
+from ..domain.model import Level
+from ..domain.registry import MetadataNames
+from ..domain.resources import ResourceService
+from ..errors import UnknownResource
+from .handlers import Filters
 
 log = logging.getLogger(__name__)
 

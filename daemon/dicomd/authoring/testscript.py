@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .errors import DicomdError
+from ..errors import DicomdError
+from .report import Report
 from .sandbox import ScriptSandbox, files_under
-from .scriptreport import Report
 
 
 def run_test_script(

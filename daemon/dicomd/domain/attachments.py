@@ -15,14 +15,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .config import Config
-from .errors import BadRequest, PayloadTooLarge, Revision, UnknownResource
+from ..config import Config
+from ..errors import BadRequest, PayloadTooLarge, Revision, UnknownResource
+from ..storage.index import Index, RevisionCheck
+from ..storage.store import COMPRESSION_NONE, FileChunks, FileInfo, FileStore
 from .model import Level, Resource
 from .registry import ContentTypeNames
 from .resources import MEGABYTE, ResourceService
 from .revisions import delete_check, etag, write_check
-from .storage.index import Index, RevisionCheck
-from .storage.store import COMPRESSION_NONE, FileChunks, FileInfo, FileStore
 
 
 @dataclass(frozen=True)

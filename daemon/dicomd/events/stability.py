@@ -15,8 +15,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from .model import Change
-from .storage.index import Index
+from ..domain.model import Change
+from ..storage.index import Index
 
 log = logging.getLogger(__name__)
 

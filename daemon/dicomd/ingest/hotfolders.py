@@ -35,9 +35,9 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from .config import HotFolder
+from ..config import HotFolder
+from . import IngestPipeline
 from .inbox import FileOutcome, InboxImporter, file_state, is_ignored, iter_files
-from .ingest import IngestPipeline
 
 log = logging.getLogger(__name__)
 

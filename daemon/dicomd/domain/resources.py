@@ -8,11 +8,11 @@ from typing import Any
 
 import pydicom
 
+from ..errors import BadRequest, UnknownResource
+from ..storage.index import Index, Totals
+from ..storage.store import FileInfo, FileStore
 from .dicomjson import dataset_to_json
-from .errors import BadRequest, UnknownResource
 from .model import ContentType, Level, Metadata, Resource, series_status
-from .storage.index import Index, Totals
-from .storage.store import FileInfo, FileStore
 
 MEGABYTE = 1024 * 1024
 

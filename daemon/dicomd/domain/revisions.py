@@ -7,8 +7,8 @@ ETag in ``If-Match``; with ``CheckRevisions`` it must, whenever the value alread
 
 from __future__ import annotations
 
-from .errors import ParameterOutOfRange, Revision
-from .storage.index import RevisionCheck
+from ..errors import ParameterOutOfRange, Revision
+from ..storage.index import RevisionCheck
 
 
 def etag(revision: int, md5: str) -> str:

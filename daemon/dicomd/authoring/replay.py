@@ -22,15 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .app import Daemon
-from .config import Config, load_config
-from .delivery import Dispatcher
-from .errors import DicomdError, InexistentFile, StorageInUse
-from .events import Event, Handler
-from .model import Change
-from .scripting.actions import ACTION_KINDS, Action, ActionLog
-from .scriptreport import ErrorCollector, action_lines, error_lines
-from .storage.sqlite_db import SQLiteDatabase
+from ..app import Daemon
+from ..config import Config, load_config
+from ..domain.model import Change
+from ..errors import DicomdError, InexistentFile, StorageInUse
+from ..events.delivery import Dispatcher
+from ..events.handlers import Event, Handler
+from ..scripting.actions import ACTION_KINDS, Action, ActionLog
+from ..storage.sqlite_db import SQLiteDatabase
+from .report import ErrorCollector, action_lines, error_lines
 
 BATCH = 500
 # Enough for the processes of a daemon just stopped to exit; a running one is not waited for.
@@ -177,7 +177,7 @@ def run_replay(
     try:
         daemon = _open(config, scripts, dry_run)
         actions = ActionLog(dry=ACTION_KINDS if dry_run else ())
-        daemon.action_log = actions
+        daemon.services.action_log = actions
         try:
             last = daemon.index.last_change_seq()
             end = last if until is None else min(until, last)

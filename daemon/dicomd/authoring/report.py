@@ -8,7 +8,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from .scripting.actions import Action
+from ..events import delivery
+from ..scripting.actions import Action
 
 
 def action_lines(actions: list[Action]) -> list[str]:
@@ -66,7 +67,7 @@ class ErrorCollector(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         # The dispatcher logs every failed attempt of a handler; the tools report a
         # handler's failures once, themselves.
-        if not record.name.startswith("dicomd.delivery"):
+        if not record.name.startswith(delivery.__name__):
             self.records.append(record)
 
     @property

@@ -22,7 +22,7 @@ from typing import IO, Any
 from urllib.parse import urlsplit
 
 from .inbox import iter_files
-from .ingest.unpack import ZIP_MAGIC
+from .unpack import ZIP_MAGIC
 
 TIMEOUT = 120.0
 SHOWN_FAILURES = 20

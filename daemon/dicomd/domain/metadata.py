@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from .errors import BadRequest, UnknownResource
+from ..errors import BadRequest, UnknownResource
+from ..storage.index import Index
 from .model import Change, Level
 from .registry import MetadataNames
 from .resources import ResourceService
 from .revisions import delete_check, etag, write_check
-from .storage.index import Index
 
 
 def value_md5(value: str) -> str:
