@@ -24,7 +24,6 @@ from .ingest import IngestPipeline
 from .peers.jobs import JobEngine
 from .peers.registry import PeerRegistry
 from .rest import processes
-from .rest.processes import HelperProcesses
 from .scripting.loader import start_engines
 from .services import ScriptEngine, Services
 from .storage.index import Index
@@ -141,7 +140,7 @@ class Daemon:
         self._http: HttpServer | None = None
         self._port: PortReservation | None = None
         self._shares: ConnectionShares | None = None
-        self._helpers: HelperProcesses | None = None
+        self._helpers: processes.HelperProcesses | None = None
         self._app: Any = None  # the Flask app, built once
         self._rest: InProcessRest | None = None
         self._app_lock = threading.Lock()
@@ -202,7 +201,7 @@ class Daemon:
             assert shares is not None
             self._shares = shares
             self._port = PortReservation(config.bind_address, config.http_port)
-            self._helpers = HelperProcesses(config, self._port.port, config.process_count)
+            self._helpers = processes.HelperProcesses(config, self._port.port, config.process_count)
             self._helpers.start()
             self._script_engines = start_engines(self.services)
             self._await_helpers(shares)
