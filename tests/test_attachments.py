@@ -331,7 +331,7 @@ def test_changes_and_files_on_disk(setup) -> None:
     daemon, client, base, ids = setup()
     storage = daemon.config.storage_directory
     before = stored_files(storage)
-    start = daemon.index.last_change_seq()
+    start = daemon.index.last_logged_seq()
     client.put(f"{base}/blob", data=b"first")
     first = client.get(f"{base}/blob/info").json()["Uuid"]
     client.put(f"{base}/blob", data=b"second")  # the first file goes

@@ -28,7 +28,7 @@ class ChangeLogService:
 
     def page(self, since: int, limit: int) -> dict[str, Any]:
         """Changes after ``since`` (exclusive). ``Last`` is the last Seq returned, or the
-        last Seq ever given when none is, so a client polling with ``since=Last`` never
+        last Seq ever shown when none is, so a client polling with ``since=Last`` never
         misses nor repeats a change."""
         if limit <= 0 or limit > MAX_PAGE:
             limit = MAX_PAGE
@@ -44,7 +44,7 @@ class ChangeLogService:
         answer: dict[str, Any] = {
             "Changes": [change_json(c) for c in changes],
             "Done": done,
-            "Last": changes[-1].seq if changes else self.index.last_change_seq(),
+            "Last": changes[-1].seq if changes else self.index.last_logged_seq(),
         }
         if changes:
             answer["First"] = changes[0].seq

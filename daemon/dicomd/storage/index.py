@@ -55,6 +55,22 @@ class DeleteOutcome:
     events: list[Change]  # Deleted for each resource (and RecycledPatient), in the event log
 
 
+@dataclass(frozen=True)
+class ExportEntry:
+    """One row of the exported resources log (``/exports``): a resource sent to a modality
+    or a peer, with the identifying tags of it and its ancestors."""
+
+    seq: int
+    level: Level
+    public_id: str
+    remote: str
+    date: str
+    patient_id: str = ""
+    study_uid: str = ""
+    series_uid: str = ""
+    sop_uid: str = ""
+
+
 class Index(ABC):
     """A backend of the index. Implementations must be safe to call from many threads."""
 
@@ -129,6 +145,33 @@ class Index(ABC):
     @abstractmethod
     def prune_events(self, delivered: int) -> int:
         """Forget hidden events up to ``delivered``, which every handler has seen."""
+
+    # -- run-time settings and the exports log -------------------------------------------
+    @abstractmethod
+    def runtime_settings(self) -> dict[str, str]:
+        """Settings changed at run time (key -> JSON text), shared by the daemon's processes."""
+
+    @abstractmethod
+    def set_runtime_setting(self, key: str, value: str | None) -> None:
+        """Save a run-time setting (JSON text), or forget it (None)."""
+
+    @abstractmethod
+    def clear_runtime_settings(self) -> None: ...
+
+    @abstractmethod
+    def log_exports(self, resources: Iterable[Resource], remote: str, date: str) -> None:
+        """Log that ``resources`` were sent to ``remote``, in one transaction, each with the
+        identifying tags of its own level and its ancestors'."""
+
+    @abstractmethod
+    def exports(self, since: int, limit: int) -> tuple[list[ExportEntry], bool]:
+        """Exports after ``since`` (exclusive), at most ``limit``; and whether none is left."""
+
+    @abstractmethod
+    def last_export(self) -> ExportEntry | None: ...
+
+    @abstractmethod
+    def clear_exports(self) -> None: ...
 
     # -- peers and jobs --------------------------------------------------------------------
     @abstractmethod
@@ -218,8 +261,9 @@ class Index(ABC):
 
     @abstractmethod
     def changes(self, since: int, limit: int) -> tuple[list[Change], bool]:
-        """Up to ``limit`` changes after sequence number ``since``, and whether that was
-        the end of the log."""
+        """Up to ``limit`` changes of /changes after ``since``, and whether that was the end
+        of the log. They are numbered (``Change.seq``) among logged changes only, as
+        Orthanc numbers them, not by their place in the event log."""
 
     @abstractmethod
     def last_change(self) -> Change | None: ...
@@ -241,6 +285,11 @@ class Index(ABC):
     @abstractmethod
     def last_change_seq(self) -> int:
         """The latest sequence number ever given, even if its change was deleted."""
+
+    @abstractmethod
+    def last_logged_seq(self) -> int:
+        """The last sequence number of a change that /changes showed or would have shown
+        (deleted and cleared ones included; hidden events not)."""
 
     @abstractmethod
     def is_stable(self, resource: Resource) -> bool:

@@ -50,6 +50,22 @@ def file_info_from_row(row: tuple) -> FileInfo:
 _NOW_NULLABLE = (("changes", "level"), ("handler_failures", "level"))
 
 
+def _add_log_seq(db: sqlite3.Connection) -> None:
+    """An index made before /changes numbered its own changes: the logged changes keep
+    their sequence number as their log number, and numbering goes on from the last one."""
+    columns = [row[1] for row in db.execute("PRAGMA table_info(changes)").fetchall()]
+    if not columns or "log_seq" in columns:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("ALTER TABLE changes ADD COLUMN log_seq INTEGER")
+        db.execute("UPDATE changes SET log_seq = seq WHERE in_log = 1")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
 def _upgrade(db: sqlite3.Connection, schema: str) -> None:
     """Bring an index made by an earlier version to the current schema, in one transaction.
     SQLite cannot drop a NOT NULL constraint, so such a table is rebuilt with the current
@@ -74,7 +90,13 @@ def _upgrade(db: sqlite3.Connection, schema: str) -> None:
             ).fetchone()
             db.execute(f"ALTER TABLE {table} RENAME TO {table}_before_upgrade")
             db.execute(create.group(0))
-            db.execute(f"INSERT INTO {table} SELECT * FROM {table}_before_upgrade")
+            columns = ", ".join(
+                row[1]
+                for row in db.execute(f"PRAGMA table_info({table}_before_upgrade)").fetchall()
+            )
+            db.execute(
+                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {table}_before_upgrade"
+            )
             db.execute(f"DROP TABLE {table}_before_upgrade")  # and its indexes
             if counter is not None:
                 db.execute("DELETE FROM sqlite_sequence WHERE name = ?", (table,))
@@ -114,6 +136,7 @@ class SQLiteDatabase:
         with self._write_lock:
             lock.exclusive()
             try:
+                _add_log_seq(self._writer)
                 _upgrade(self._writer, schema)
                 self._writer.executescript(schema)
             finally:

@@ -9,25 +9,34 @@ from ..domain.model import Change, now_iso
 from .index import HandlerFailure
 from .sqlite_db import CHANGE_COLUMNS, SQLiteDatabase, change_from_row
 
+# A change as /changes shows it: numbered among the logged changes (log_seq).
+_LOG_COLUMNS = CHANGE_COLUMNS.replace("seq,", "log_seq,", 1)
+
 
 class SQLiteEvents(SQLiteDatabase):
     # -- Orthanc's change log (/changes) ---------------------------------------------------
     def changes(self, since: int, limit: int) -> tuple[list[Change], bool]:
         rows = self._reader.execute(
-            f"SELECT {CHANGE_COLUMNS} FROM changes WHERE seq > ? AND in_log = 1 "
-            "ORDER BY seq LIMIT ?",
+            f"SELECT {_LOG_COLUMNS} FROM changes WHERE log_seq > ? AND in_log = 1 "
+            "ORDER BY log_seq LIMIT ?",
             (since, limit + 1),
         ).fetchall()
         return [change_from_row(r) for r in rows[:limit]], len(rows) <= limit
 
     def last_change(self) -> Change | None:
         row = self._reader.execute(
-            f"SELECT {CHANGE_COLUMNS} FROM changes WHERE in_log = 1 ORDER BY seq DESC LIMIT 1"
+            f"SELECT {_LOG_COLUMNS} FROM changes WHERE in_log = 1 ORDER BY log_seq DESC LIMIT 1"
         ).fetchone()
         return change_from_row(row) if row else None
 
     def last_change_seq(self) -> int:
         return self._last_seq(self._reader)
+
+    def last_logged_seq(self) -> int:
+        row = self._reader.execute(
+            "SELECT value FROM globals WHERE key = 'last_logged_seq'"
+        ).fetchone()
+        return int(row[0]) if row else 0
 
     def clear_changes(self) -> None:
         # Hidden, not deleted: handlers may not have seen them yet (see prune_events).

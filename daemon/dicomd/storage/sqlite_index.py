@@ -23,6 +23,7 @@ from ..domain.model import (
 from .index import DeleteOutcome, Index, Totals
 from .sqlite_annotations import SQLiteAnnotations, recycling_order
 from .sqlite_db import ATTACHMENT_COLUMNS, file_info_from_row
+from .sqlite_runtime import SQLiteRuntime
 from .store import FileInfo
 
 _RESOURCE_COLUMNS = "r.id, r.level, r.public_id, p.public_id, r.main_tags"
@@ -65,7 +66,7 @@ def _resource(row: tuple) -> Resource:
     return Resource(row[0], Level(row[1]), row[2], row[3], row[4])
 
 
-class SQLiteIndex(SQLiteAnnotations, Index):
+class SQLiteIndex(SQLiteAnnotations, SQLiteRuntime, Index):
     """The index in one SQLite file under ``IndexDirectory``."""
 
     # -- writes ----------------------------------------------------------------------------

@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS changes (
     public_id    TEXT    NOT NULL,
     date         TEXT    NOT NULL,
     in_log       INTEGER NOT NULL DEFAULT 1,
-    payload      TEXT
+    payload      TEXT,
+    log_seq      INTEGER  -- the Seq /changes shows: numbered among logged changes only
 );
 CREATE INDEX IF NOT EXISTS changes_resource ON changes(resource_id);
 
@@ -108,6 +109,26 @@ CREATE TABLE IF NOT EXISTS file_deletions (
     uuid TEXT PRIMARY KEY
 ) WITHOUT ROWID;
 
+-- Settings changed at run time through the REST API (/tools/default-encoding, ...), shared
+-- by every process of the daemon; emptied at each start, as Orthanc forgets them.
+CREATE TABLE IF NOT EXISTS runtime_settings (
+    key    TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- The log of exported resources (LogExportedResources): one row per resource sent.
+CREATE TABLE IF NOT EXISTS exports (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    level        INTEGER NOT NULL,
+    public_id    TEXT    NOT NULL,
+    remote       TEXT    NOT NULL,  -- the modality's or peer's symbolic name
+    date         TEXT    NOT NULL,
+    patient_id   TEXT,
+    study_uid    TEXT,
+    series_uid   TEXT,
+    sop_uid      TEXT
+);
+
 CREATE TABLE IF NOT EXISTS globals (
     key    TEXT PRIMARY KEY,
     value  INTEGER NOT NULL
@@ -115,6 +136,17 @@ CREATE TABLE IF NOT EXISTS globals (
 INSERT OR IGNORE INTO globals VALUES ('schema_version', 1),
     ('disk_size', 0), ('uncompressed_size', 0),
     ('count_0', 0), ('count_1', 0), ('count_2', 0), ('count_3', 0);
+
+-- /changes numbers the changes it shows among themselves (log_seq), as Orthanc does, so that
+-- hidden events do not leave gaps; the last number given survives deletions and clearing.
+INSERT OR IGNORE INTO globals SELECT 'last_logged_seq',
+    COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'changes'), 0);
+CREATE INDEX IF NOT EXISTS changes_log ON changes(log_seq) WHERE in_log = 1;
+CREATE TRIGGER IF NOT EXISTS changes_logged AFTER INSERT ON changes WHEN NEW.in_log = 1 BEGIN
+    UPDATE globals SET value = value + 1 WHERE key = 'last_logged_seq';
+    UPDATE changes SET log_seq = (SELECT value FROM globals WHERE key = 'last_logged_seq')
+        WHERE seq = NEW.seq;
+END;
 
 -- Running totals, so that /statistics stays instant with millions of instances.
 CREATE TRIGGER IF NOT EXISTS attachments_added AFTER INSERT ON attachments BEGIN
