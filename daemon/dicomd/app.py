@@ -11,9 +11,11 @@ from typing import IO, TYPE_CHECKING, Any
 from .config import Config
 from .domain.attachments import AttachmentService
 from .domain.changes import ChangeLogService
+from .domain.exports import ExportLog
 from .domain.metadata import MetadataService
 from .domain.registry import MetadataNames
 from .domain.resources import ResourceService
+from .domain.settings import RuntimeSettings
 from .errors import StartError, StorageInUse
 from .events.delivery import Dispatcher
 from .events.handlers import EventSource, Filters
@@ -92,7 +94,9 @@ class Daemon:
             self._owner_lock.close()
             raise
         self.store = FileStore(config.storage_directory, store_md5=config.store_md5_for_attachments)
-        self.resources = ResourceService(self.index, self.store)
+        self.settings = RuntimeSettings(config, self.index, read_only)
+        self.resources = ResourceService(self.index, self.store, self.settings.default_encoding)
+        self.exports = ExportLog(config, self.index)
         metadata_names = MetadataNames(config.user_metadata)
         self.metadata = MetadataService(
             self.index, self.resources, metadata_names, config.check_revisions
@@ -105,7 +109,13 @@ class Daemon:
         self.scheduler = Scheduler()
         recycler = Recycler(self.resources, metadata_names, self.filters)
         self.ingest = IngestPipeline(
-            config, self.store, self.index, recycler, self.filters, self.events.wake
+            config,
+            self.store,
+            self.index,
+            recycler,
+            self.filters,
+            self.events.wake,
+            encoding=self.settings.default_encoding,
         )
         self.peers = PeerRegistry(config, self.index)
         self.jobs = JobEngine(
@@ -133,6 +143,8 @@ class Daemon:
             ingest=self.ingest,
             peers=self.peers,
             jobs=self.jobs,
+            settings=self.settings,
+            exports=self.exports,
             rest_client=self.rest_client,
             http_port=lambda: self.http_port,
             script_engines=lambda: self.script_engines,
@@ -149,6 +161,7 @@ class Daemon:
         if role == "main":
             if not read_only:
                 self._recover()
+                self.settings.reset()
             self._owner_lock.shared()
 
     def _recover(self) -> None:
@@ -223,6 +236,10 @@ class Daemon:
         if self.role == "main":
             self.stability.start()
             self.events.start()
+            # Settings changed through a helper process reach this one within a second.
+            self.scheduler.every(
+                "runtime-settings", RuntimeSettings.REFRESH_SECONDS, self.settings.refresh
+            )
             self.scheduler.start()
             self.jobs.start()
             log.info("dicomd listening on http://%s:%d", config.bind_address, self.http_port)

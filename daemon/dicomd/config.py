@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .domain.dicomjson import ENCODINGS
 from .errors import BadRequest, ConfigError
 from .peers.definition import Peer, parse_peer
 
@@ -43,9 +44,6 @@ KNOWN_ORTHANC_KEYS = frozenset(
         "DicomAssociationCloseDelay",
         "DicomThreadsCount",
         "DicomTlsEnabled",
-        "DefaultEncoding",
-        "AcceptedTransferSyntaxes",
-        "UnknownSopClassAccepted",
         "DeflatedTransferSyntaxAccepted",
         "HttpServerEnabled",
         "HttpCompressionEnabled",
@@ -80,7 +78,6 @@ KNOWN_ORTHANC_KEYS = frozenset(
         "MediaArchiveSize",
         "LimitFindResults",
         "LimitFindInstances",
-        "LogExportedResources",
         "MaximumStorageCacheSize",
         "RestApiWriteToFileSystemEnabled",
         "Plugins",
@@ -102,7 +99,6 @@ KNOWN_ORTHANC_KEYS = frozenset(
         "Warnings",
         "ZipLoaderThreads",
         "DatabaseServerIdentifier",
-        "MetricsEnabled",
         "ExternalDictionaries",
         "Locale",
         "TranscodeDicomProtocol",
@@ -165,6 +161,11 @@ class Config:
     peer_max_retries: int = 20
     concurrent_jobs: int = 2
     jobs_history_size: int = 10
+    default_encoding: str = "Latin1"  # decodes files without SpecificCharacterSet
+    accepted_transfer_syntaxes: tuple[str, ...] = ("1.2.840.10008.1.*",)  # patterns
+    unknown_sop_class_accepted: bool = False
+    log_exported_resources: bool = False
+    metrics_enabled: bool = True
     # The raw configuration as read (for GetOrthancConfiguration() and friends) and the
     # folder its relative paths resolve against, so another process can rebuild it.
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -296,6 +297,21 @@ def _overwrite(key: str, value: Any) -> bool:
     raise ConfigError(f'"{key}" must be true, false, "Never" or "Always", not {json.dumps(value)}')
 
 
+def _encoding(key: str, value: Any) -> str:
+    if value in ENCODINGS:
+        return str(value)
+    raise ConfigError(f'"{key}" must be one of {", ".join(ENCODINGS)}, not {json.dumps(value)}')
+
+
+def _uid_patterns(key: str, value: Any) -> tuple[str, ...]:
+    # Orthanc takes one pattern or a list of them (wildcards * and ?).
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ConfigError(f'"{key}" must be a UID pattern or a list of them, not {json.dumps(value)}')
+
+
 # Orthanc key -> (Config field, validator). Path keys are resolved separately.
 _SCALAR_KEYS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "Name": ("name", _string),
@@ -323,6 +339,11 @@ _SCALAR_KEYS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "PeerMaxRetries": ("peer_max_retries", _count),
     "ConcurrentJobs": ("concurrent_jobs", _positive_int),
     "JobsHistorySize": ("jobs_history_size", _count),
+    "DefaultEncoding": ("default_encoding", _encoding),
+    "AcceptedTransferSyntaxes": ("accepted_transfer_syntaxes", _uid_patterns),
+    "UnknownSopClassAccepted": ("unknown_sop_class_accepted", _bool),
+    "LogExportedResources": ("log_exported_resources", _bool),
+    "MetricsEnabled": ("metrics_enabled", _bool),
 }
 _PATH_KEYS = {"StorageDirectory": "storage_directory", "IndexDirectory": "index_directory"}
 

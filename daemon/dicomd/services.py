@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Protocol
 from .config import Config
 from .domain.attachments import AttachmentService
 from .domain.changes import ChangeLogService
+from .domain.exports import ExportLog
 from .domain.metadata import MetadataService
 from .domain.resources import ResourceService
+from .domain.settings import RuntimeSettings
 from .events.delivery import Dispatcher
 from .events.handlers import Filters
 from .events.scheduler import Scheduler
@@ -89,8 +91,12 @@ class Services:
     ingest: IngestPipeline
     peers: PeerRegistry
     jobs: JobEngine
+    settings: RuntimeSettings
+    exports: ExportLog
     rest_client: Callable[[], RestCaller]
     http_port: Callable[[], int]
     script_engines: Callable[[], list[ScriptEngine]]
     # What scripts do, when a tool asks for a record of it (test-script, replay).
     action_log: ActionLog | None = None
+    # The DIMSE services of the DICOM server and client: {"scp": (...), "scu": (...)}.
+    network_services: Callable[[], dict[str, tuple[str, ...]]] = field(default_factory=lambda: dict)

@@ -116,6 +116,34 @@ _JIS_BAD_ESCAPES = re.compile(rb"\x1b(?!\(B|\(J|\$@|\$B)")
 _ISO2022_CONTROLS = re.compile("[\x0e\x0f]|\x1b[noNO|}~]|\x1b[\x20-\x2f]+[\x30-\x7f]")
 
 
+# Orthanc's encodings, by the name of its "DefaultEncoding" option (and of
+# /tools/default-encoding) -> Python codec (None: Orthanc's ASCII mode). The default encoding
+# decodes the text of a dataset that has no SpecificCharacterSet.
+ENCODINGS: Mapping[str, str | None] = MappingProxyType(
+    {
+        "Ascii": None,
+        "Utf8": "utf-8",
+        "Latin1": "latin_1",
+        "Latin2": "iso8859_2",
+        "Latin3": "iso8859_3",
+        "Latin4": "iso8859_4",
+        "Latin5": "iso8859_9",
+        "Cyrillic": "iso8859_5",
+        "Windows1251": "cp1251",
+        "Arabic": "iso8859_6",
+        "Greek": "iso8859_7",
+        "Hebrew": "iso8859_8",
+        "Thai": "tis_620",
+        "Japanese": "shift_jis",
+        "Chinese": "gb18030",
+        "Korean": "cp949",
+        "JapaneseKanji": "iso2022_jp",
+        "SimplifiedChinese": "gb2312",
+    }
+)
+DEFAULT_ENCODING = "Latin1"
+
+
 class _Charset(NamedTuple):
     """How Orthanc decodes the text of one dataset."""
 
@@ -135,11 +163,13 @@ class _Kind(enum.Enum):
 _Value = str | None | Literal[_Kind.SEQUENCE]
 
 
-def _charset(ds: Dataset) -> _Charset:
-    """Detect the encoding as Orthanc does: the first non-empty defined term decides."""
+def _charset(ds: Dataset, default: str = DEFAULT_ENCODING) -> _Charset:
+    """Detect the encoding as Orthanc does: the first non-empty defined term decides; with
+    no SpecificCharacterSet (or only empty terms), the default encoding (a name of
+    :data:`ENCODINGS`)."""
     elem = ds.get_item(_SPECIFIC_CHARACTER_SET)
     if elem is None:
-        return _Charset("latin_1", False)
+        return _Charset(ENCODINGS[default], False)
     if isinstance(elem, RawDataElement):
         terms = _raw_bytes(elem).decode("latin_1").split("\\")
     else:
@@ -147,7 +177,7 @@ def _charset(ds: Dataset) -> _Charset:
     for term in terms:
         if term.strip(_C_SPACES):
             return _Charset(_CODECS.get(term.strip(_C_SPACES).upper()), len(terms) > 1)
-    return _Charset("latin_1", len(terms) > 1)
+    return _Charset(ENCODINGS[default], len(terms) > 1)
 
 
 def _decode_text(data: bytes, charset: _Charset) -> str:
@@ -482,7 +512,10 @@ def _sequence_items(elem: DataElement | RawDataElement) -> list[Dataset] | None:
 
 
 def tag_value_to_string(
-    ds: Dataset, elem_or_tag: DataElement | RawDataElement | TagType
+    ds: Dataset,
+    elem_or_tag: DataElement | RawDataElement | TagType,
+    *,
+    encoding: str = DEFAULT_ENCODING,
 ) -> str | None:
     """Return the string Orthanc stores and shows for one element of ``ds``.
 
@@ -499,11 +532,11 @@ def tag_value_to_string(
         elem = ds.get_item(tag)
     if elem is None:
         return None
-    value = _element_value(ds, tag, elem, _charset(ds))
+    value = _element_value(ds, tag, elem, _charset(ds, encoding))
     return value if isinstance(value, str) else None
 
 
-def main_dicom_tags(ds: Dataset, level: str) -> dict[str, str]:
+def main_dicom_tags(ds: Dataset, level: str, *, encoding: str = DEFAULT_ENCODING) -> dict[str, str]:
     """Return the ``MainDicomTags`` Orthanc stores for ``level`` ("Patient", "Study",
     "Series" or "Instance"), keyword -> string, sorted by keyword like Orthanc's JSON.
 
@@ -513,7 +546,7 @@ def main_dicom_tags(ds: Dataset, level: str) -> dict[str, str]:
     """
     if level not in MAIN_DICOM_TAGS:
         raise ValueError(f"unknown resource level: {level!r}")
-    charset = _charset(ds)
+    charset = _charset(ds, encoding)
     result: dict[str, str] = {}
     for tag in MAIN_DICOM_TAGS[level]:
         elem = ds.get_item(tag)
@@ -569,7 +602,12 @@ def _simplify(full: dict[str, Any], by_name: bool) -> dict[str, Any]:
 
 
 def dataset_to_json(
-    ds: Dataset, fmt: str, *, max_length: int = 256, has_pixel_data: bool = False
+    ds: Dataset,
+    fmt: str,
+    *,
+    max_length: int = 256,
+    has_pixel_data: bool = False,
+    encoding: str = DEFAULT_ENCODING,
 ) -> dict[str, Any]:
     """Return Orthanc's DICOM-as-JSON for ``ds``: ``fmt`` "full" is ``/tags``,
     "simplified" is ``/tags?simplify`` and ``/simplified-tags``, "short" is ``/tags?short``.
@@ -582,7 +620,7 @@ def dataset_to_json(
     """
     if fmt not in ("full", "simplified", "short"):
         raise ValueError(f"unknown DICOM-as-JSON format: {fmt!r}")
-    full = _full_json(ds, _charset(ds), max_length, True)
+    full = _full_json(ds, _charset(ds, encoding), max_length, True)
     if has_pixel_data and "7fe0,0010" not in full:
         full["7fe0,0010"] = {"Name": "PixelData", "Type": "Null", "Value": None}
     return full if fmt == "full" else _simplify(full, fmt == "simplified")

@@ -4,6 +4,7 @@ their files and tags, statistics and deletion. REST views and scripts call this 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import Any
 
 import pydicom
@@ -11,7 +12,7 @@ import pydicom
 from ..errors import BadRequest, UnknownResource
 from ..storage.index import Index, Totals
 from ..storage.store import FileInfo, FileStore
-from .dicomjson import dataset_to_json
+from .dicomjson import DEFAULT_ENCODING, dataset_to_json
 from .model import ContentType, Level, Metadata, Resource, series_status
 
 MEGABYTE = 1024 * 1024
@@ -25,9 +26,13 @@ def _size_fields(prefix: str, size: int) -> dict[str, Any]:
 class ResourceService:
     """Reads and deletes resources, answering in Orthanc's JSON shapes."""
 
-    def __init__(self, index: Index, store: FileStore) -> None:
+    def __init__(
+        self, index: Index, store: FileStore, encoding: Callable[[], str] | None = None
+    ) -> None:
         self.index = index
         self.store = store
+        # The default encoding (of files without SpecificCharacterSet), which may change.
+        self.encoding = encoding or (lambda: DEFAULT_ENCODING)
 
     # -- lookups ---------------------------------------------------------------------------
     def get(self, level: Level, public_id: str) -> Resource:
@@ -152,7 +157,7 @@ class ResourceService:
         data = self.store.read(header)
         ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True)
         has_pixels = Metadata.PixelDataOffset in self.index.metadata(resource)
-        return dataset_to_json(ds, fmt, has_pixel_data=has_pixels)
+        return dataset_to_json(ds, fmt, has_pixel_data=has_pixels, encoding=self.encoding())
 
     # -- statistics ------------------------------------------------------------------------
     def statistics(self) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import Tag
 
-from ..domain.dicomjson import main_dicom_tags, tag_value_to_string
+from ..domain.dicomjson import DEFAULT_ENCODING, main_dicom_tags, tag_value_to_string
 from ..domain.model import Level
 from ..errors import BadFileFormat
 from ..ids import ResourceIds
@@ -41,6 +41,7 @@ class ParsedInstance:
     index_in_series: str | None
     pixel_data_offset: int | None
     expected_instances: int | None
+    encoding: str = DEFAULT_ENCODING  # decodes text when the file has no SpecificCharacterSet
     _main_tags: dict[Level, dict[str, str]] = field(default_factory=dict, repr=False)
 
     def main_tags(self, level: Level) -> dict[str, str]:
@@ -48,7 +49,9 @@ class ParsedInstance:
         instances join a series whose ancestors' tags are stored already."""
         tags = self._main_tags.get(level)
         if tags is None:
-            tags = self._main_tags[level] = main_dicom_tags(self.dataset, level.title)
+            tags = self._main_tags[level] = main_dicom_tags(
+                self.dataset, level.title, encoding=self.encoding
+            )
         return tags
 
 
@@ -105,11 +108,13 @@ def expected_number_of_instances(ds: Dataset) -> int | None:
     return _int_or_none(ds, 0x00189064) or None  # CardiacNumberOfImages
 
 
-def parse_instance(data: bytes) -> ParsedInstance:
-    """Everything the pipeline needs from a DICOM file, or :class:`BadFileFormat`."""
+def parse_instance(data: bytes, encoding: str = DEFAULT_ENCODING) -> ParsedInstance:
+    """Everything the pipeline needs from a DICOM file, or :class:`BadFileFormat`.
+    ``encoding`` (a name of Orthanc's ``DefaultEncoding``) decodes the text of a file
+    without SpecificCharacterSet."""
     ds, stopped_at, forced = read_dataset(data)
     try:
-        return _describe(ds, data, stopped_at)
+        return _describe(ds, data, stopped_at, encoding)
     except BadFileFormat:
         if forced:  # without a preamble and without identifiers: not DICOM at all
             raise _unparsable(data) from None
@@ -118,8 +123,10 @@ def parse_instance(data: bytes) -> ParsedInstance:
         raise BadFileFormat(f"Cannot read the DICOM file: {exc}") from exc
 
 
-def _describe(ds: Dataset, data: bytes, stopped_at: int) -> ParsedInstance:
-    patient_id = tag_value_to_string(ds, _PATIENT_ID) if _PATIENT_ID in ds else ""
+def _describe(ds: Dataset, data: bytes, stopped_at: int, encoding: str) -> ParsedInstance:
+    patient_id = (
+        tag_value_to_string(ds, _PATIENT_ID, encoding=encoding) if _PATIENT_ID in ds else ""
+    )
     ids = ResourceIds.compute(
         patient_id or "",
         _required(ds, _STUDY_UID, "StudyInstanceUID"),
@@ -153,4 +160,5 @@ def _describe(ds: Dataset, data: bytes, stopped_at: int) -> ParsedInstance:
         index_in_series=index,
         pixel_data_offset=pixel_offset,
         expected_instances=expected_number_of_instances(ds),
+        encoding=encoding,
     )

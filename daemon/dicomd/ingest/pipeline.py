@@ -101,8 +101,11 @@ class IngestPipeline:
         recycler: Recycler | None = None,
         filters: Filters | None = None,
         on_stored: Callable[[], None] | None = None,
+        encoding: Callable[[], str] | None = None,
     ) -> None:
         self.config = config
+        # The default encoding, which an operator may change while the daemon runs.
+        self.encoding = encoding or (lambda: config.default_encoding)
         self.store = store
         self.index = index
         self.recycler = recycler
@@ -114,7 +117,7 @@ class IngestPipeline:
 
     def ingest(self, data: bytes, origin: Origin) -> IngestResult:
         """Store one DICOM file. Raises :class:`BadFileFormat` for anything not storable."""
-        parsed = parse_instance(data)
+        parsed = parse_instance(data, self.encoding())
         if not self._accepted(parsed, origin):
             return IngestResult("FilteredOut", parsed.ids)
         overwrite = self.config.overwrite_instances
@@ -155,7 +158,9 @@ class IngestPipeline:
         if self.filters is None or not self.filters.has("instance"):
             return True
         has_pixels = parsed.pixel_data_offset is not None
-        tags = dataset_to_json(parsed.dataset, "simplified", has_pixel_data=has_pixels)
+        tags = dataset_to_json(
+            parsed.dataset, "simplified", has_pixel_data=has_pixels, encoding=parsed.encoding
+        )
         info = {"HasPixelData": has_pixels, "TransferSyntaxUID": parsed.transfer_syntax}
         return self.filters.accept_instance(tags, origin.as_orthanc(), info)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 from flask import Flask
 
@@ -17,15 +18,32 @@ if TYPE_CHECKING:
     from ..services import Services
 
 
-class _NormalisePath:
-    """Repeated slashes mean one slash and a trailing slash is ignored, as in Orthanc;
-    answered directly, without a redirect, since clients that join URLs produce them."""
+class _OrthancRequest:
+    """Rewrites a request the way Orthanc reads it, before any routing (direct or Flask):
+
+    - repeated slashes mean one slash and a trailing slash is ignored, answered directly,
+      without a redirect, since clients that join URLs produce them;
+    - a method faked for clients that can only GET or POST: the ``X-HTTP-Method-Override``
+      header (on any request), or ``?_method=`` on a GET. Only PUT and DELETE may be faked;
+      anything else is a 400 without a body, as in Orthanc.
+    """
 
     def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
         self.app = app
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         environ["PATH_INFO"] = normalise_path(environ.get("PATH_INFO", ""))
+        faked = environ.get("HTTP_X_HTTP_METHOD_OVERRIDE")
+        if faked is None and environ.get("REQUEST_METHOD") == "GET":
+            query = environ.get("QUERY_STRING", "")
+            if "_method" in query:
+                faked = next(iter(parse_qs(query).get("_method", [])), None)
+        if faked:
+            method = faked.strip().upper()
+            if method not in ("PUT", "DELETE"):
+                start_response("400 Bad Request", [("Content-Length", "0")])
+                return [b""]
+            environ["REQUEST_METHOD"] = method
         return self.app(environ, start_response)
 
 
@@ -42,6 +60,7 @@ def create_app(services: Services) -> Flask:
         resources,
         scripts,
         system,
+        tools,
     )
 
     app = Flask("dicomd")
@@ -53,6 +72,7 @@ def create_app(services: Services) -> Flask:
     install_auth(app, services.config, services.filters)
     install_script_routes(app)  # after auth: script routes share it
     app.register_blueprint(system.blueprint)
+    app.register_blueprint(tools.blueprint)
     app.register_blueprint(instances.blueprint)
     app.register_blueprint(resources.blueprint)
     app.register_blueprint(metadata.blueprint)
@@ -63,5 +83,5 @@ def create_app(services: Services) -> Flask:
     app.register_blueprint(jobs.blueprint)
     app.register_blueprint(scripts.blueprint)
     flask_app = app.wsgi_app
-    app.wsgi_app = _NormalisePath(DirectHttp(app, services, flask_app))  # type: ignore[method-assign]
+    app.wsgi_app = _OrthancRequest(DirectHttp(app, services, flask_app))  # type: ignore[method-assign]
     return app

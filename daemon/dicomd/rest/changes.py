@@ -1,4 +1,5 @@
-"""``/changes``: Orthanc's change log, paged by sequence number."""
+"""``/changes`` and ``/exports``: Orthanc's change log and exported-resources log, paged by
+sequence number."""
 
 from __future__ import annotations
 
@@ -20,4 +21,18 @@ def get_changes() -> Response:
 @blueprint.delete("/changes")
 def clear_changes() -> Response:
     services().changes.clear()
+    return text_response()
+
+
+@blueprint.get("/exports")
+def get_exports() -> Response:
+    log = services().exports
+    if "last" in request.args:
+        return json_response(log.last())
+    return json_response(log.page(int_arg("since") or 0, int_arg("limit") or 0))
+
+
+@blueprint.delete("/exports")
+def clear_exports() -> Response:
+    services().exports.clear()
     return text_response()

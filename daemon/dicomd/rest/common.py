@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
+from xml.etree import ElementTree
 
 from flask import Response, current_app, json, request
 
@@ -28,7 +29,50 @@ def json_text(value: Any) -> str:
 
 
 def json_response(value: Any) -> Response:
+    """A JSON answer; as XML if the client asks for ``application/xml`` (Orthanc's rule:
+    the ``Accept`` header is split at semicolons, and the last of ``application/xml`` and
+    ``application/json`` among the pieces decides)."""
+    if _wants_xml(request.headers.get("Accept", "")):
+        return Response(xml_text(value), content_type="application/xml; charset=utf-8")
     return Response(json_text(value), content_type=JSON)
+
+
+def _wants_xml(accept: str) -> bool:
+    xml = False
+    for piece in accept.split(";"):
+        if piece == "application/xml":
+            xml = True
+        elif piece == "application/json":
+            xml = False
+    return xml
+
+
+def xml_text(value: Any) -> str:
+    """Orthanc's XML form of a JSON answer: a ``root`` element, arrays as ``item``
+    children, objects as children named by their keys, scalars as text."""
+    root = ElementTree.Element("root")
+    _xml_fill(root, value)
+    ElementTree.indent(root, space="  ")
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        + ElementTree.tostring(root, encoding="unicode")
+        + "\n"
+    )
+
+
+def _xml_fill(node: ElementTree.Element, value: Any) -> None:
+    if isinstance(value, list):
+        for item in value:
+            _xml_fill(ElementTree.SubElement(node, "item"), item)
+    elif isinstance(value, dict):
+        for key in sorted(value):
+            _xml_fill(ElementTree.SubElement(node, key), value[key])
+    elif value is None:
+        node.text = "null"
+    elif isinstance(value, bool):
+        node.text = "true" if value else "false"
+    else:
+        node.text = str(value)
 
 
 def flag(name: str) -> bool:

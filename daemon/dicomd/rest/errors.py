@@ -80,9 +80,13 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(MethodNotAllowed)
     def on_method_not_allowed(error: MethodNotAllowed) -> Response:
+        # As Orthanc: no body, no Content-Type, and the methods the URI serves (not the
+        # HEAD and OPTIONS that Flask adds on its own).
         response = Response(b"", status=405)
-        if error.valid_methods:
-            response.headers["Allow"] = ",".join(sorted(error.valid_methods))
+        del response.headers["Content-Type"]
+        methods = sorted(set(error.valid_methods or ()) - {"HEAD", "OPTIONS"})
+        if methods:
+            response.headers["Allow"] = ",".join(methods)
         return response
 
     @app.errorhandler(HTTPException)

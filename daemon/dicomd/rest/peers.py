@@ -68,6 +68,7 @@ def store(name: str) -> Response:
         permissive=bool(options.get("Permissive", False)),
         user_data=options.get("UserData"),
     )
+    services().exports.log(options["Resources"], name)
     asynchronous = options.get("Asynchronous", not options.get("Synchronous", True))
     if asynchronous:
         return json_response({"ID": job.id, "Path": f"/jobs/{job.id}"})

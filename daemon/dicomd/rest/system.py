@@ -1,15 +1,12 @@
-"""``/system``, ``/statistics`` and the ``/tools`` endpoints clients call routinely."""
+"""``/system``, ``/statistics`` and ``/plugins``: what a client reads first about a server."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-import pydicom.uid
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
 
 from .. import __version__
-from ..errors import ParameterOutOfRange
 from .common import json_response, services
 
 blueprint = Blueprint("system", __name__)
@@ -31,8 +28,8 @@ def system() -> Any:
             "DatabaseVersion": DATABASE_VERSION,
             "DatabaseBackendPlugin": None,
             "StorageAreaPlugin": None,
-            "DicomAet": "DICOMD",
-            "DicomPort": 4242,
+            "DicomAet": config.raw.get("DicomAet", "ORTHANC"),
+            "DicomPort": config.raw.get("DicomPort", 4242),
             "HttpPort": services().http_port(),
             "IsHttpServerSecure": config.authentication_enabled or not config.remote_access_allowed,
             "PluginsEnabled": False,
@@ -44,6 +41,11 @@ def system() -> Any:
             "MaximumStorageMode": config.maximum_storage_mode,
             "UserMetadata": dict(config.user_metadata),
             "DicomdVersion": __version__,
+            "Capabilities": {
+                "HasExtendedChanges": False,
+                "HasExtendedFind": False,
+                "HasLabels": False,
+            },
         }
     )
 
@@ -53,22 +55,16 @@ def statistics() -> Any:
     return json_response(services().resources.statistics())
 
 
-_UID_LEVELS = ("patient", "study", "series", "instance")
+@blueprint.get("/plugins")
+def plugins() -> Any:
+    """dicomd loads no Orthanc plugins: Python scripts are scripts (``/scripts``)."""
+    return json_response([])
 
 
-@blueprint.get("/tools/generate-uid")
-def generate_uid() -> Response:
-    level = request.args.get("level", "")
-    if level not in _UID_LEVELS:
-        raise ParameterOutOfRange(f'"level" must be one of {", ".join(_UID_LEVELS)}')
-    return Response(pydicom.uid.generate_uid(), mimetype="text/plain")
-
-
-@blueprint.get("/tools/now")
-def now() -> Response:
-    return Response(time.strftime("%Y%m%dT%H%M%S", time.gmtime()), mimetype="text/plain")
-
-
-@blueprint.get("/tools/now-local")
-def now_local() -> Response:
-    return Response(time.strftime("%Y%m%dT%H%M%S", time.localtime()), mimetype="text/plain")
+@blueprint.get("/plugins/explorer.js")
+def explorer_extensions() -> Response:
+    """What Orthanc Explorer loads for plugins' extensions: none here."""
+    return Response(
+        "// dicomd loads no plugins, hence no extensions to Orthanc Explorer\n",
+        content_type="application/javascript",
+    )
