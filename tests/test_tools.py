@@ -255,3 +255,39 @@ def test_exports_are_not_logged_by_default(make_daemon) -> None:
     stored = client.post("/instances", data=to_bytes(make_dataset())).json()
     client.post("/peers/b/store", data=stored["ID"])
     assert client.get("/exports").json()["Exports"] == []
+
+
+def test_bodies_read_whole_have_a_size_limit(make_daemon) -> None:
+    import socket
+
+    _daemon, client = make_daemon(HttpMaximumBodySize=1)
+    stored = client.post("/instances", data=to_bytes(make_dataset())).json()
+    uri = f"/instances/{stored['ID']}/metadata/1024"
+    assert client.put(uri, data=b"x" * (1024 * 1024)).status_code == 200
+    r = client.put(uri, data=b"x" * (1024 * 1024 + 1))
+    assert r.status_code == 413 and r.json()["HttpStatus"] == 413
+    assert client.get(uri).content == b"x" * (1024 * 1024)  # the first value stays
+    # Refused on its declared length alone: the body is never read.
+    host, port = client.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            f"PUT {uri} HTTP/1.1\r\nHost: x\r\nContent-Length: 4294967296\r\n\r\n".encode()
+        )
+        answer = sock.recv(65536).decode("latin-1")
+    assert answer.startswith("HTTP/1.1 413") and "Connection: close" in answer
+
+    # A chunked body over the limit is refused too.
+    def chunks():
+        for _ in range(3):
+            yield b"y" * (512 * 1024)
+
+    assert client.put(uri, data=chunks()).status_code == 413
+    # Uploads and attachments are not counted.
+    big = make_dataset(rows=1024, cols=1024)
+    assert client.post("/instances", data=to_bytes(big)).status_code == 200
+    assert (
+        client.put(
+            f"/instances/{stored['ID']}/attachments/1025", data=b"z" * (2 * 1024 * 1024)
+        ).status_code
+        == 200
+    )

@@ -148,6 +148,7 @@ class Config:
     user_content_types: Mapping[str, tuple[int, str]] = field(default_factory=dict)
     check_revisions: bool = False
     maximum_attachment_size: int = 1024  # MB; 0: unlimited
+    http_maximum_body_size: int = 16  # MB, bodies read whole (metadata...); 0: unlimited
     maximum_storage_size: int = 0  # MB; 0: unlimited
     maximum_patient_count: int = 0  # 0: unlimited
     maximum_storage_mode: str = "Recycle"  # or "Reject"
@@ -330,6 +331,7 @@ _SCALAR_KEYS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "UserContentType": ("user_content_types", _user_content_types),
     "CheckRevisions": ("check_revisions", _bool),
     "MaximumAttachmentSize": ("maximum_attachment_size", _megabytes),
+    "HttpMaximumBodySize": ("http_maximum_body_size", _megabytes),
     "MaximumStorageSize": ("maximum_storage_size", _megabytes),
     "MaximumPatientCount": ("maximum_patient_count", _count),
     "MaximumStorageMode": ("maximum_storage_mode", _storage_mode),

@@ -9,6 +9,7 @@ from urllib.parse import parse_qs
 from flask import Flask
 
 from .auth import install_auth
+from .body_limit import BodyLimit
 from .common import normalise_path
 from .direct import DirectHttp
 from .errors import register_error_handlers
@@ -83,5 +84,9 @@ def create_app(services: Services) -> Flask:
     app.register_blueprint(jobs.blueprint)
     app.register_blueprint(scripts.blueprint)
     flask_app = app.wsgi_app
-    app.wsgi_app = _OrthancRequest(DirectHttp(app, services, flask_app))  # type: ignore[method-assign]
+    limit = services.config.http_maximum_body_size * 1024 * 1024  # megabytes
+    direct = DirectHttp(app, services, flask_app)
+    app.wsgi_app = _OrthancRequest(  # type: ignore[method-assign]
+        BodyLimit(direct, limit, services.config.http_describe_errors)
+    )  # type: ignore[method-assign]
     return app
