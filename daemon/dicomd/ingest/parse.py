@@ -17,6 +17,7 @@ from ..domain.dicomjson import DEFAULT_ENCODING, main_dicom_tags, tag_value_to_s
 from ..domain.model import Level
 from ..errors import BadFileFormat
 from ..ids import ResourceIds
+from .completeness import check_complete, check_depth
 
 IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
 DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1.99"
@@ -114,7 +115,10 @@ def parse_instance(data: bytes, encoding: str = DEFAULT_ENCODING) -> ParsedInsta
     without SpecificCharacterSet."""
     ds, stopped_at, forced = read_dataset(data)
     try:
-        return _describe(ds, data, stopped_at, encoding)
+        parsed = _describe(ds, data, stopped_at, encoding)
+        check_complete(data, parsed.pixel_data_offset, parsed.transfer_syntax)
+        check_depth(ds)
+        return parsed
     except BadFileFormat:
         if forced:  # without a preamble and without identifiers: not DICOM at all
             raise _unparsable(data) from None
