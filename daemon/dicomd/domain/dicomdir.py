@@ -176,5 +176,14 @@ class DicomDir:
         for patient in self._roots:
             patient.parent = root
         out = io.BytesIO()
-        file_set._write_dicomdir(DicomFileLike(out))
+        try:
+            file_set._write_dicomdir(DicomFileLike(out))
+        finally:
+            close_file_set(file_set)
         return out.getvalue()
+
+
+def close_file_set(file_set: FileSet) -> None:
+    """A File-set makes a staging folder for the instances it would copy, and leaves it to
+    the garbage collector (with a ResourceWarning); none is staged here."""
+    file_set._stage["t"].cleanup()
