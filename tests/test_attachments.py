@@ -115,6 +115,9 @@ def test_system_attachments_are_readable_not_writable(setup) -> None:
 
 
 def test_unknown_names_resources_and_absent_attachments(setup) -> None:
+    """As recorded on Orthanc 1.10.1: an unknown name is InexistentItem, an unknown resource
+    or an absent attachment a described "Unknown resource" 404, and verify-md5 of an absent
+    attachment an empty 400."""
     daemon, client, base, ids = setup()
     r = client.put(f"{base}/foo", data=b"x")
     assert r.status_code == 404 and r.json()["OrthancStatus"] == 7  # InexistentItem
@@ -124,19 +127,39 @@ def test_unknown_names_resources_and_absent_attachments(setup) -> None:
     for method, uri in [
         ("PUT", "/instances/nope/attachments/sample"),
         ("GET", "/instances/nope/attachments"),
-        ("GET", f"/series/{ids['instances']}/attachments"),  # an ID of another level
+        ("GET", f"/series/{ids['instances']}/attachments"),  # the listing checks the level
+        ("GET", "/instances/nope/attachments/dicom/data"),
         ("GET", f"{base}/sample"),  # absent
         ("GET", f"{base}/sample/data"),
         ("GET", f"{base}/sample/size"),
         ("DELETE", f"{base}/sample"),
+        ("DELETE", "/instances/nope/attachments/sample"),
         ("POST", f"{base}/sample/compress"),
+        ("POST", "/instances/nope/attachments/dicom/compress"),
+        ("POST", "/instances/nope/attachments/dicom/verify-md5"),
     ]:
         r = client.request(method, uri, data=b"x" if method == "PUT" else None)
-        assert (r.status_code, r.content) == (404, b""), (method, uri)
+        assert r.status_code == 404, (method, uri)
+        assert r.json()["Message"] == "Unknown resource", (method, uri)
     # A POST without an answer is a 400 in Orthanc: verify-md5 of nothing.
-    assert client.post(f"{base}/sample/verify-md5").status_code == 400
-    assert client.post("/instances/nope/attachments/sample/verify-md5").status_code == 400
+    r = client.post(f"{base}/sample/verify-md5")
+    assert (r.status_code, r.content) == (400, b"")
     assert stored_files(daemon.config.storage_directory) == stored_files_of_dicom(daemon)
+
+
+def test_one_attachment_ignores_the_level_of_the_uri(setup) -> None:
+    """Orthanc looks an attachment's resource up by its ID alone: only the listing checks
+    that the URI's collection is the resource's level."""
+    _daemon, client, base, ids = setup()
+    instance = ids["instances"]
+    assert client.put(f"/patients/{instance}/attachments/sample", data=b"abc").status_code == 200
+    assert client.get(f"{base}").json() == ["dicom", "sample"]
+    assert client.get(f"/series/{instance}/attachments/sample/data").content == b"abc"
+    assert client.get(f"/studies/{instance}/attachments/dicom/size").text.isdigit()
+    assert client.post(f"/studies/{instance}/attachments/sample/compress").json() == {}
+    assert client.post(f"/series/{instance}/attachments/sample/verify-md5").json() == {}
+    assert client.delete(f"/patients/{instance}/attachments/sample").status_code == 200
+    assert client.get(base).json() == ["dicom"]
 
 
 def stored_files_of_dicom(daemon) -> list[Path]:

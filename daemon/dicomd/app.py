@@ -9,6 +9,7 @@ import warnings
 from typing import IO, TYPE_CHECKING, Any
 
 from .config import Config
+from .domain.archive import ArchiveService
 from .domain.attachments import AttachmentService
 from .domain.changes import ChangeLogService
 from .domain.exports import ExportLog
@@ -131,6 +132,7 @@ class Daemon:
             self.events.wake,
         )
         self.attachments = AttachmentService(self.index, self.store, self.resources, config)
+        self.archives = ArchiveService(self.index, self.store)
         # What the outer layers (REST, scripts) get of this daemon.
         self.services = Services(
             config=config,
@@ -141,6 +143,7 @@ class Daemon:
             metadata=self.metadata,
             changes=self.changes,
             attachments=self.attachments,
+            archives=self.archives,
             filters=self.filters,
             events=self.events,
             scheduler=self.scheduler,

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from .config import Config
+from .domain.archive import ArchiveService
 from .domain.attachments import AttachmentService
 from .domain.changes import ChangeLogService
 from .domain.exports import ExportLog
@@ -85,6 +86,7 @@ class Services:
     metadata: MetadataService
     changes: ChangeLogService
     attachments: AttachmentService
+    archives: ArchiveService
     filters: Filters
     events: Dispatcher
     scheduler: Scheduler

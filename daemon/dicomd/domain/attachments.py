@@ -70,8 +70,8 @@ class Attachment:
 
 
 def _no_answer(what: str) -> UnknownResource:
-    # Orthanc's handler sends nothing, which a GET, PUT or DELETE client sees as an empty 404.
-    return UnknownResource(what)
+    # Orthanc 1.10.1 describes an unknown resource or an absent attachment (a JSON 404).
+    return UnknownResource(what, empty_body=False)
 
 
 class AttachmentService:
@@ -92,17 +92,28 @@ class AttachmentService:
     def list_names(self, level: Level, public_id: str, full: bool) -> list[str] | dict[str, int]:
         """The attachments' names (a user type without a name shows its number); ``full``
         maps each name to its number."""
-        resource = self.resources.get(level, public_id)
+        resource = self.index.get(level, public_id)
+        if resource is None:
+            raise _no_answer(f"Unknown {level.title.lower()}: {public_id}")
         numbers = sorted(self.index.attachments(resource))
         if full:
             return {self.names.name(n): n for n in numbers}
         return [self.names.name(n) for n in numbers]
 
+    def _resource(self, public_id: str) -> Resource:
+        """The resource an attachment URI names. As in Orthanc, only the listing checks the
+        level of the URI: ``/patients/{id of an instance}/attachments/dicom`` is the
+        instance's."""
+        resource = self.index.lookup(public_id)
+        if resource is None:
+            raise _no_answer(f"Unknown resource: {public_id}")
+        return resource
+
     def get(self, level: Level, public_id: str, name: str) -> Attachment:
-        """One attachment, by name or number. An unknown name is InexistentItem (404 with a
-        JSON body); an unknown resource or an absent attachment an empty 404."""
+        """One attachment, by name or number. An unknown name is InexistentItem, an unknown
+        resource or an absent attachment UnknownResource (both 404 with a JSON body)."""
         number = self.names.number(name)
-        resource = self.resources.get(level, public_id)
+        resource = self._resource(public_id)
         entry = self.index.attachment_entry(resource, number)
         if entry is None:
             raise _no_answer(f"No attachment {name} on {public_id}")
@@ -136,7 +147,7 @@ class AttachmentService:
         replacing one, subject to ``If-Match``); returns its new ETag. A body over
         ``MaximumAttachmentSize`` is refused before any of it is read."""
         number = self.names.writable(name)
-        resource = self.resources.get(level, public_id)
+        resource = self._resource(public_id)
         if self.max_size and length > self.max_size:
             raise PayloadTooLarge(
                 f"The attachment ({length} bytes) exceeds MaximumAttachmentSize "
@@ -151,7 +162,7 @@ class AttachmentService:
     def delete(self, level: Level, public_id: str, name: str, if_match: str | None) -> None:
         """Delete a user attachment (subject to ``If-Match``) and its file."""
         number = self.names.writable(name)
-        resource = self.resources.get(level, public_id)
+        resource = self._resource(public_id)
         outcome = self.index.delete_attachment(
             resource, number, delete_check(if_match, self.check_revisions)
         )
@@ -176,23 +187,20 @@ class AttachmentService:
 
     def verify_md5(self, level: Level, public_id: str, name: str) -> None:
         """Check the stored bytes and the content against their MD5s. As in Orthanc, a
-        mismatch, missing MD5s or a missing attachment is a 400 (a POST without answer)."""
+        mismatch, missing MD5s or an absent attachment is an empty 400 (a POST that
+        answers nothing); an unknown resource is a 404."""
         number = self.names.number(name)
-        resource = self.index.get(level, public_id)
-        entry = self.index.attachment_entry(resource, number) if resource else None
-        if (
-            resource is None
-            or entry is None
-            or not (entry[0].compressed_md5 and entry[0].uncompressed_md5)
-        ):
-            raise BadRequest(f"No attachment {name} with MD5s on {public_id}")
+        resource = self._resource(public_id)
+        entry = self.index.attachment_entry(resource, number)
+        if entry is None or not (entry[0].compressed_md5 and entry[0].uncompressed_md5):
+            raise BadRequest(f"No attachment {name} with MD5s on {public_id}", empty_body=True)
         attachment = Attachment(resource, *entry)
         info = attachment.info
         ok = _md5_of(self.read_stored(attachment)) == info.compressed_md5
         if ok and attachment.is_compressed:
             ok = _md5_of(self.read(attachment)) == info.uncompressed_md5
         if not ok:
-            raise BadRequest(f"The attachment {name} of {public_id} has a bad MD5")
+            raise BadRequest(f"The attachment {name} of {public_id} has a bad MD5", empty_body=True)
 
     # -- helpers ---------------------------------------------------------------------------
     def _record(self, resource: Resource, info: FileInfo, check: RevisionCheck) -> int:

@@ -51,6 +51,7 @@ class _OrthancRequest:
 def create_app(services: Services) -> Flask:
     """The Flask application serving the REST API of ``services``."""
     from . import (
+        archives,
         attachments,
         changes,
         events,
@@ -78,6 +79,7 @@ def create_app(services: Services) -> Flask:
     app.register_blueprint(resources.blueprint)
     app.register_blueprint(metadata.blueprint)
     app.register_blueprint(attachments.blueprint)
+    app.register_blueprint(archives.blueprint)
     app.register_blueprint(changes.blueprint)
     app.register_blueprint(events.blueprint)
     app.register_blueprint(peers.blueprint)

@@ -24,6 +24,7 @@ from .common import (
     set_download_name,
     text_response,
 )
+from .errors import error_response
 from .server import body_chunks, discard_body
 
 blueprint = Blueprint("attachments", __name__)
@@ -49,7 +50,16 @@ def _answer(
     """Answer a GET about one attachment: with its ETag, or 304 if ``If-None-Match``
     already names the current revision (as Orthanc does for every such GET)."""
     attachment = services().attachments.get(_level(collection), public_id, name)
-    if not_modified(if_none_match(), attachment.revision, attachment.info.uncompressed_md5):
+    try:
+        unchanged = not_modified(
+            if_none_match(), attachment.revision, attachment.info.uncompressed_md5
+        )
+    except DicomdError as exc:
+        # Orthanc sets the ETag before it reads If-None-Match: a malformed one still gets it.
+        response = error_response(exc)
+        response.headers["ETag"] = attachment.etag
+        return response
+    if unchanged:
         return not_modified_response(attachment.etag)
     response = make(attachment)
     response.headers["ETag"] = attachment.etag
