@@ -53,6 +53,7 @@ def create_app(services: Services) -> Flask:
     from . import (
         attachments,
         changes,
+        content,
         events,
         instances,
         jobs,
@@ -75,6 +76,7 @@ def create_app(services: Services) -> Flask:
     app.register_blueprint(system.blueprint)
     app.register_blueprint(tools.blueprint)
     app.register_blueprint(instances.blueprint)
+    app.register_blueprint(content.blueprint)
     app.register_blueprint(resources.blueprint)
     app.register_blueprint(metadata.blueprint)
     app.register_blueprint(attachments.blueprint)
