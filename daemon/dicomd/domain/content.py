@@ -27,10 +27,12 @@ from ..storage.store import FileStore
 from .dicomjson import (
     dataset_to_json,
     main_dicom_tags,
+    raw_value,
     sequence_items,
     simplify,
     tag_value_to_string,
 )
+from .dicomweb import dicomweb_json
 from .dictionary import DicomDictionary, parse_tag
 from .model import ContentType, Level, Metadata, Resource
 
@@ -44,12 +46,6 @@ _VIDEO_SYNTAXES = frozenset(
     ["1.2.840.10008.1.2.4.100", "1.2.840.10008.1.2.4.101"]
     + [f"1.2.840.10008.1.2.4.{n}" for n in range(102, 109)]
 )
-# Size of one value of the binary VRs whose bytes DCMTK gives in the machine's (little-endian)
-# order, whatever the file's.
-_WORD_SIZES = {
-    "US": 2, "SS": 2, "OW": 2, "AT": 2, "UL": 4, "SL": 4, "FL": 4, "OF": 4, "OL": 4,
-    "FD": 8, "OD": 8, "SV": 8, "UV": 8, "OV": 8,
-}  # fmt: skip
 
 
 def _keywords(text: str) -> frozenset[int]:
@@ -258,6 +254,13 @@ class ContentService:
         )
         return simplify({k: v for k, v in full.items() if v["Type"] != "Null"}, fmt)
 
+    def dicomweb_json(self, public_id: str) -> dict[str, Any] | None:
+        """The instance in DICOMweb's JSON (PS3.18 F.2), binary values inline, as ``/file``
+        answers ``Accept: application/dicom+json``; None if Orthanc would fail and send
+        the file itself."""
+        ds = _read(self._dicom(self._instance(public_id)), whole=True)
+        return dicomweb_json(ds, self.dictionary, self.resources.encoding())
+
     # -- raw content and frames ------------------------------------------------------------
     def content(self, public_id: str, path: list[str]) -> list[str] | bytes:
         """``/instances/{id}/content/...``: the tags of a dataset (a list), the indexes of a
@@ -282,7 +285,7 @@ class ContentService:
         items = sequence_items(item, tags[-1], self.dictionary)
         if items is not None:
             return [str(i) for i in range(len(items))]
-        return _raw_value(elem)
+        return raw_value(elem)
 
     def tag(self, text: str) -> BaseTag:
         """A tag of a URI or an argument, UnknownDicomTag if it is none."""
@@ -344,27 +347,6 @@ class ContentService:
             self.index.reconstruct_instance(instance, tags, metadata)
 
 
-def _raw_value(elem: DataElement | RawDataElement) -> bytes:
-    """An element's value as DCMTK holds it: the bytes as stored, except that binary
-    numbers of a big-endian file are given in little-endian order."""
-    if isinstance(elem, RawDataElement):
-        data = bytes(elem.value or b"")
-        vr = elem.VR
-        little = elem.is_little_endian
-    else:  # converted by pydicom already: encode it again, little-endian
-        from pydicom.filebase import DicomBytesIO
-        from pydicom.filewriter import write_data_element
-
-        buffer = DicomBytesIO()
-        buffer.is_little_endian, buffer.is_implicit_VR = True, True
-        write_data_element(buffer, elem)
-        data, vr, little = buffer.getvalue()[8:], elem.VR, True
-    size = _WORD_SIZES.get(vr or "")
-    if not little and size and len(data) % size == 0:
-        data = b"".join(data[i : i + size][::-1] for i in range(0, len(data), size))
-    return data
-
-
 def _pixel_data(ds: Dataset, block: str | None, missing: UnknownResource) -> list[str] | bytes:
     """``/content/7fe0-0010``: the fragments of encapsulated pixel data (the basic offset
     table first), or one block of native pixel data."""
@@ -382,7 +364,7 @@ def _pixel_data(ds: Dataset, block: str | None, missing: UnknownResource) -> lis
     if not block.isdigit() or int(block) >= count:
         raise missing
     if fragments is None:
-        return _raw_value(elem)
+        return raw_value(elem)
     return fragments[int(block)]
 
 

@@ -12,6 +12,7 @@ Everything is a pure function of its arguments and never raises on malformed val
 
 from __future__ import annotations
 
+import array
 import enum
 import re
 import struct
@@ -33,6 +34,7 @@ __all__ = [
     "MAIN_DICOM_TAGS",
     "dataset_to_json",
     "main_dicom_tags",
+    "raw_value",
     "sequence_items",
     "simplify",
     "tag_value_to_string",
@@ -74,6 +76,12 @@ _PIXEL_REPRESENTATION = 0x00280103
 _UNKNOWN_NAME = "Unknown Tag & Data"
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _UNDEFINED_LENGTH = 0xFFFFFFFF
+# Size of one value of the binary VRs whose bytes DCMTK gives in the machine's (little-endian)
+# order, whatever the file's.
+_WORD_SIZES = {
+    "US": 2, "SS": 2, "OW": 2, "AT": 2, "UL": 4, "SL": 4, "FL": 4, "OF": 4, "OL": 4,
+    "FD": 8, "OD": 8, "SV": 8, "UV": 8, "OV": 8,
+}  # fmt: skip
 _C_SPACES = " \t\n\v\f\r"  # what C's isspace() accepts
 
 # VRs that DCMTK keeps as byte strings (Orthanc converts all of them to UTF-8).
@@ -535,6 +543,29 @@ def _sequence_items(elem: DataElement | RawDataElement) -> list[Dataset] | None:
     except (ValueError, struct.error, UnicodeDecodeError):
         return None
     return items
+
+
+def raw_value(elem: DataElement | RawDataElement) -> bytes:
+    """An element's value as DCMTK holds it: the bytes as stored, except that binary
+    numbers of a big-endian file are given in little-endian order."""
+    if isinstance(elem, RawDataElement):
+        data = bytes(elem.value or b"")
+        vr = elem.VR
+        little = elem.is_little_endian
+    else:  # converted by pydicom already: encode it again, little-endian
+        from pydicom.filebase import DicomBytesIO
+        from pydicom.filewriter import write_data_element
+
+        buffer = DicomBytesIO()
+        buffer.is_little_endian, buffer.is_implicit_VR = True, True
+        write_data_element(buffer, elem)
+        data, vr, little = buffer.getvalue()[8:], elem.VR, True
+    size = _WORD_SIZES.get(vr or "")
+    if not little and size and len(data) % size == 0:
+        words = array.array({2: "H", 4: "I", 8: "Q"}[size], data)
+        words.byteswap()
+        data = words.tobytes()
+    return data
 
 
 def sequence_items(

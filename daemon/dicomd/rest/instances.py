@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 blueprint = Blueprint("instances", __name__)
 
+DICOMWEB_JSON = "application/dicom+json"
+
 
 def _request_origin() -> Origin:
     inside = request.environ.get(ORIGIN_KEY)
@@ -84,6 +86,12 @@ def upload() -> Response:
 
 @blueprint.get("/instances/<instance_id>/file")
 def instance_file(instance_id: str) -> Response:
+    """The DICOM file; in DICOMweb JSON when ``Accept`` is exactly ``application/dicom+json``
+    (Orthanc's test of the header)."""
+    if request.headers.get("Accept") == DICOMWEB_JSON:
+        answer = services().resources.content.dicomweb_json(instance_id)
+        if answer is not None:
+            return Response(json_text(answer), content_type=DICOMWEB_JSON)
     data = services().resources.instance_file(instance_id)
     response = Response(data, mimetype="application/dicom")
     set_download_name(response, request.args.get("filename"))
