@@ -291,3 +291,33 @@ def test_bodies_read_whole_have_a_size_limit(make_daemon) -> None:
         ).status_code
         == 200
     )
+
+
+def test_shutdown_stops_the_daemon(daemon_process) -> None:
+    proc = daemon_process(HttpProcesses=2).start()
+    client = proc.client()
+    r = client.post("/tools/shutdown")
+    assert (r.status_code, r.json()) == (200, {})
+    assert proc.proc is not None and proc.proc.wait(timeout=20) == 0
+
+
+def test_reset_starts_again_with_the_configuration_read_anew(daemon_process) -> None:
+    import json
+    import time
+
+    proc = daemon_process(HttpProcesses=1, Name="before").start()
+    client = proc.client()
+    client.put("/tools/default-encoding", data="Utf8")
+    settings = json.loads(proc.config_path.read_text())
+    proc.config_path.write_text(json.dumps({**settings, "Name": "after"}))
+    assert client.post("/tools/reset").json() == {}
+    deadline = time.monotonic() + 30
+    name = None
+    while time.monotonic() < deadline and name != "after":
+        try:
+            name = client.get("/system", timeout=1).json()["Name"]
+        except Exception:
+            time.sleep(0.1)
+    assert name == "after"
+    assert proc.proc is not None and proc.proc.poll() is None  # the same process
+    assert client.get("/tools/default-encoding").text == "Latin1"  # settings forgotten

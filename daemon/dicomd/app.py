@@ -75,6 +75,10 @@ class Daemon:
         self.role = role
         # This process's place among the daemon's HTTP processes (the main one is 0).
         self.http_slot = 0
+        # Set by /tools/shutdown and /tools/reset (the latter also sets restart_requested):
+        # ``dicomd serve`` waits on it, then stops (and starts again).
+        self.stop_requested = threading.Event()
+        self.restart_requested = False
         if not read_only:
             config.index_directory.mkdir(parents=True, exist_ok=True)
         self._owner_lock = FileLock(config.index_directory / "dicomd.lock")
@@ -240,12 +244,19 @@ class Daemon:
             self.events.start()
             # Settings changed through a helper process reach this one within a second.
             self.scheduler.every(
-                "runtime-settings", RuntimeSettings.REFRESH_SECONDS, self.settings.refresh
+                "runtime-settings", RuntimeSettings.REFRESH_SECONDS, self._refresh_settings
             )
             self.scheduler.start()
             self.jobs.start()
             log.info("dicomd listening on http://%s:%d", config.bind_address, self.http_port)
             self._start_hot_folders()
+
+    def _refresh_settings(self) -> None:
+        self.settings.refresh()
+        asked = self.settings.stop_requested()
+        if asked and not self.stop_requested.is_set():
+            self.restart_requested = asked == "reset"
+            self.stop_requested.set()
 
     def _await_helpers(self, shares: ConnectionShares, timeout: float = 120) -> None:
         """Wait until every helper process listens on the port."""

@@ -73,23 +73,31 @@ def _tune_for_uploads() -> None:
 def _serve(config_path: Path | None) -> int:
     from .app import Daemon
 
-    config = load_config(config_path)
     _tune_for_uploads()
-    daemon = Daemon(config)
-    stopping = threading.Event()
+    signalled = threading.Event()
+    running: list[Daemon] = []
 
     def on_signal(signum: int, _frame: object) -> None:
         logging.getLogger("dicomd").info("signal %d received, stopping", signum)
-        stopping.set()
+        signalled.set()
+        for daemon in running:
+            daemon.stop_requested.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    try:
-        daemon.start()
-        stopping.wait()
-    finally:
-        daemon.stop()
-    return 0
+    while True:  # once, or again after each /tools/reset
+        daemon = Daemon(load_config(config_path))
+        running[:] = [daemon]
+        try:
+            daemon.start()
+            if signalled.is_set():  # a signal came while it was starting
+                daemon.stop_requested.set()
+            daemon.stop_requested.wait()
+        finally:
+            daemon.stop()
+        if signalled.is_set() or not daemon.restart_requested:
+            return 0
+        logging.getLogger("dicomd").info("starting again, as /tools/reset asked")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -62,6 +62,7 @@ _SYNTAXES = "AcceptedTransferSyntaxes"
 _UNKNOWN_SOP = "UnknownSopClassAccepted"
 _METRICS = "MetricsEnabled"
 _LOG = "LogLevel."  # + category
+_STOP = "StopRequested"  # "shutdown" or "reset"
 
 
 def transfer_syntaxes_matching(patterns: Iterable[str]) -> list[str]:
@@ -175,6 +176,18 @@ class RuntimeSettings:
 
     def set_metrics_enabled(self, enabled: bool) -> None:
         self._set(_METRICS, enabled)
+
+    # -- stopping --------------------------------------------------------------------------
+    def request_stop(self, restart: bool) -> None:
+        """``/tools/shutdown`` (``restart`` False) or ``/tools/reset`` (True), from any
+        process: the main process sees it within a second and stops, or starts again with
+        the configuration read anew."""
+        self._set(_STOP, "reset" if restart else "shutdown")
+
+    def stop_requested(self) -> str | None:
+        """ "shutdown", "reset" or None, as stored now."""
+        value = self._index.runtime_settings().get(_STOP)
+        return json.loads(value) if value else None
 
     # -- log levels ------------------------------------------------------------------------
     def log_level(self, category: str | None = None) -> str:

@@ -5,6 +5,7 @@ resources live with their area."""
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 
@@ -17,6 +18,7 @@ from ..errors import ParameterOutOfRange
 from .common import boolean_body, json_response, services, text_response
 
 blueprint = Blueprint("tools", __name__)
+log = logging.getLogger(__name__)
 
 
 @blueprint.get("/tools")
@@ -65,6 +67,23 @@ def now_local() -> Response:
 def dicom_conformance() -> Response:
     network = services().network_services()
     return text_response(conformance_statement(network.get("scp", ()), network.get("scu", ())))
+
+
+@blueprint.post("/tools/shutdown")
+def shutdown() -> Response:
+    """Stop the daemon, as SIGTERM does (within a second)."""
+    log.warning("shutdown requested through the REST API")
+    services().settings.request_stop(restart=False)
+    return json_response({})
+
+
+@blueprint.post("/tools/reset")
+def reset() -> Response:
+    """Stop the daemon and start it again, reading its configuration anew (Orthanc's
+    restart); scripts are loaded again too."""
+    log.warning("restart requested through the REST API")
+    services().settings.request_stop(restart=True)
+    return json_response({})
 
 
 # -- run-time settings -------------------------------------------------------------------
