@@ -100,7 +100,9 @@ class Daemon:
             raise
         self.store = FileStore(config.storage_directory, store_md5=config.store_md5_for_attachments)
         self.settings = RuntimeSettings(config, self.index, read_only)
-        self.resources = ResourceService(self.index, self.store, self.settings.default_encoding)
+        self.resources = ResourceService(
+            self.index, self.store, self.settings.default_encoding, config.dicom_dictionary
+        )
         self.exports = ExportLog(config, self.index)
         metadata_names = MetadataNames(config.user_metadata)
         self.metadata = MetadataService(

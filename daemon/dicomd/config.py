@@ -14,10 +14,12 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from .domain.dicomjson import ENCODINGS
+from .domain.dictionary import DicomDictionary, Entry, default_dictionary, parse_dictionary_option
 from .errors import BadRequest, ConfigError
 from .peers.definition import Peer, parse_peer
 
@@ -66,8 +68,6 @@ KNOWN_ORTHANC_KEYS = frozenset(
         "DicomAssociationCloseDelay",
         "QueryRetrieveSize",
         "CaseSensitivePN",
-        "LoadPrivateDictionary",
-        "Dictionary",
         "SynchronousCMove",
         "SaveJobs",
         "OrthancPeersInDatabase",
@@ -167,10 +167,18 @@ class Config:
     unknown_sop_class_accepted: bool = False
     log_exported_resources: bool = False
     metrics_enabled: bool = True
+    load_private_dictionary: bool = True  # DCMTK's dictionary of private tags
+    dictionary: Mapping[int | tuple[int, str], Entry] = field(default_factory=dict)
     # The raw configuration as read (for GetOrthancConfiguration() and friends) and the
     # folder its relative paths resolve against, so another process can rebuild it.
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     base_dir: Path = field(default=Path("."), compare=False, repr=False)
+
+    @cached_property
+    def dicom_dictionary(self) -> DicomDictionary:
+        """The dictionary that names and decodes tags: DCMTK's private tags
+        (``LoadPrivateDictionary``) and the ``Dictionary`` option over pydicom's."""
+        return default_dictionary(self.load_private_dictionary, self.dictionary)
 
     @property
     def process_count(self) -> int:
@@ -346,6 +354,8 @@ _SCALAR_KEYS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "UnknownSopClassAccepted": ("unknown_sop_class_accepted", _bool),
     "LogExportedResources": ("log_exported_resources", _bool),
     "MetricsEnabled": ("metrics_enabled", _bool),
+    "LoadPrivateDictionary": ("load_private_dictionary", _bool),
+    "Dictionary": ("dictionary", parse_dictionary_option),
 }
 _PATH_KEYS = {"StorageDirectory": "storage_directory", "IndexDirectory": "index_directory"}
 

@@ -128,6 +128,14 @@ class UnknownResource(DicomdError):
     empty_body = True
 
 
+class UnknownDicomTag(DicomdError):
+    """A tag given by a name that no dictionary knows."""
+
+    orthanc_code = 27
+    orthanc_message = "Unknown DICOM tag"
+    http_status = 500  # Orthanc gives this error no HTTP status of its own
+
+
 class FullStorage(DicomdError):
     orthanc_code = 19
     orthanc_message = "The file storage is full"

@@ -12,6 +12,7 @@ Everything is a pure function of its arguments and never raises on malformed val
 
 from __future__ import annotations
 
+import array
 import enum
 import re
 import struct
@@ -19,14 +20,25 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Literal, NamedTuple
 
-from pydicom.datadict import get_entry, get_private_entry, keyword_for_tag
+from pydicom.datadict import get_entry, keyword_for_tag
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.tag import BaseTag, Tag, TagType
 
-__all__ = ["MAIN_DICOM_TAGS", "dataset_to_json", "main_dicom_tags", "tag_value_to_string"]
+from .dictionary import DicomDictionary, default_dictionary
+
+__all__ = [
+    "FORMATS",
+    "MAIN_DICOM_TAGS",
+    "dataset_to_json",
+    "main_dicom_tags",
+    "raw_value",
+    "sequence_items",
+    "simplify",
+    "tag_value_to_string",
+]
 
 
 def _tags(hex_tags: str) -> tuple[BaseTag, ...]:
@@ -55,6 +67,8 @@ MAIN_DICOM_TAGS: dict[str, tuple[BaseTag, ...]] = {
     ),
 }
 
+#: The DICOM-as-JSON formats: ``/tags``, ``?simplify`` and ``?short``.
+FORMATS = ("full", "simplified", "short")
 _MAIN_TAG_MAX_LENGTH = 256  # ORTHANC_MAXIMUM_TAG_LENGTH: longer main tags are not stored
 _PIXEL_DATA = 0x7FE00010
 _SPECIFIC_CHARACTER_SET = 0x00080005
@@ -62,6 +76,12 @@ _PIXEL_REPRESENTATION = 0x00280103
 _UNKNOWN_NAME = "Unknown Tag & Data"
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _UNDEFINED_LENGTH = 0xFFFFFFFF
+# Size of one value of the binary VRs whose bytes DCMTK gives in the machine's (little-endian)
+# order, whatever the file's.
+_WORD_SIZES = {
+    "US": 2, "SS": 2, "OW": 2, "AT": 2, "UL": 4, "SL": 4, "FL": 4, "OF": 4, "OL": 4,
+    "FD": 8, "OD": 8, "SV": 8, "UV": 8, "OV": 8,
+}  # fmt: skip
 _C_SPACES = " \t\n\v\f\r"  # what C's isspace() accepts
 
 # VRs that DCMTK keeps as byte strings (Orthanc converts all of them to UTF-8).
@@ -152,6 +172,13 @@ class _Charset(NamedTuple):
 
 
 _UTF8 = _Charset("utf-8", False)
+
+
+class _Context(NamedTuple):
+    """What decoding the elements of one dataset needs."""
+
+    charset: _Charset
+    dictionary: DicomDictionary
 
 
 class _Kind(enum.Enum):
@@ -301,22 +328,34 @@ def _private_creator(item: Dataset, tag: BaseTag) -> str | None:
     return _trim_text(data, "LO").decode("latin_1") or None
 
 
-def _dictionary_vr(item: Dataset, tag: BaseTag) -> str | None:
+def _dictionary_vr(item: Dataset, tag: BaseTag, dictionary: DicomDictionary) -> str | None:
     """The VR the dictionary gives a tag, None if the tag (or its creator) is unknown."""
     if tag.element == 0:
         return "UL"
     if tag.is_private and 0x10 <= tag.element <= 0xFF:
         return "LO"
+    entry = _entry(item, tag, dictionary)
+    if entry is not None:
+        return entry.vr
+    if tag.is_private:
+        return None
     try:
-        if tag.is_private:
-            creator = _private_creator(item, tag)
-            return get_private_entry(tag, creator)[0] if creator else None
-        return get_entry(tag)[0]
+        return str(get_entry(tag)[0])
     except KeyError:
         return None
 
 
-def _tag_name(item: Dataset, tag: BaseTag) -> tuple[str, str | None]:
+def _entry(item: Dataset, tag: BaseTag, dictionary: DicomDictionary) -> Any:
+    """The entry of ``dictionary`` (DCMTK's private tags, the ``Dictionary`` option) for a
+    tag of ``item``, if any."""
+    if tag.is_private:
+        creator = _private_creator(item, tag)
+        if creator is not None:
+            return dictionary.private_entry(tag, creator)
+    return dictionary.public_entry(tag)
+
+
+def _tag_name(item: Dataset, tag: BaseTag, dictionary: DicomDictionary) -> tuple[str, str | None]:
     """The name Orthanc shows for a tag, and the private creator of the element."""
     group, element = tag.group, tag.element
     if tag == _PIXEL_DATA:
@@ -328,18 +367,13 @@ def _tag_name(item: Dataset, tag: BaseTag) -> tuple[str, str | None]:
         if 0x10 <= element <= 0xFF:
             return ("IllegalPrivateCreator" if group < 8 else "PrivateCreator"), None
         creator = _private_creator(item, tag)
-        if creator is None:
-            return _UNKNOWN_NAME, None
-        try:
-            description = get_private_entry(tag, creator)[2]
-        except KeyError:
-            return _UNKNOWN_NAME, creator
-        # pydicom has descriptions where DCMTK has keywords: "CSA Image Header Type"
-        # becomes "CSAImageHeaderType".
-        words = re.findall(r"[A-Za-z0-9]+", description)
-        return "".join(w[:1].upper() + w[1:] for w in words) or _UNKNOWN_NAME, creator
+        entry = _entry(item, tag, dictionary)
+        return (entry.name if entry is not None else _UNKNOWN_NAME), creator
     if element == 0 and group not in (0x0000, 0x0002):
         return "GenericGroupLength", None
+    entry = dictionary.public_entry(tag)
+    if entry is not None:
+        return entry.name, None
     try:
         _vr, _vm, _description, retired, keyword = get_entry(tag)
     except KeyError:
@@ -349,21 +383,21 @@ def _tag_name(item: Dataset, tag: BaseTag) -> tuple[str, str | None]:
     return ("RETIRED_" if retired and tag not in _UNRETIRED_NAMES else "") + keyword, None
 
 
-def _unknown_vr_value(item: Dataset, tag: BaseTag, data: bytes, charset: _Charset) -> str | None:
+def _unknown_vr_value(item: Dataset, tag: BaseTag, data: bytes, ctx: _Context) -> str | None:
     """Orthanc's handling of explicit UN: text only if the dictionary says so."""
-    if _dictionary_vr(item, tag) not in _TEXT_VRS:
+    if _dictionary_vr(item, tag, ctx.dictionary) not in _TEXT_VRS:
         return None
     if len(data) % 2 == 0 and data[-1:] == b"\0":
         data = data[:-1]
     if not tag.is_private:
-        return _decode_text(data, charset)
+        return _decode_text(data, ctx.charset)
     # Private text in UN is kept only if it is plain ASCII, and is not converted.
     return data.decode("ascii") if data.translate(None, _NON_ASCII) == data else None
 
 
-def _implicit_vr(item: Dataset, tag: BaseTag) -> str:
+def _implicit_vr(item: Dataset, tag: BaseTag, dictionary: DicomDictionary) -> str:
     """Resolve the VR of an implicit-VR element as DCMTK does."""
-    vr = _dictionary_vr(item, tag)
+    vr = _dictionary_vr(item, tag, dictionary)
     if vr is None:
         return "UN"
     if vr != "US or SS":
@@ -380,15 +414,15 @@ def _implicit_vr(item: Dataset, tag: BaseTag) -> str:
     return "SS" if text.split("\\")[0] == "1" else "US"
 
 
-def _converted_value(item: Dataset, tag: BaseTag, elem: DataElement, charset: _Charset) -> _Value:
+def _converted_value(item: Dataset, tag: BaseTag, elem: DataElement, ctx: _Context) -> _Value:
     """Value of an element pydicom has already converted: re-encode it, then treat it
     like raw bytes (text is already decoded, except the ASCII charset element)."""
-    vr, value = elem.VR, elem.value
+    vr, value, charset = elem.VR, elem.value, ctx.charset
     if vr == "SQ":
         return _Kind.SEQUENCE
     if isinstance(value, bytes | bytearray):
         if vr == "UN":
-            return _unknown_vr_value(item, tag, bytes(value), charset)
+            return _unknown_vr_value(item, tag, bytes(value), ctx)
         return _value_from_bytes(bytes(value), vr, True, charset)
     if vr in _TEXT_VRS:
         text_charset = charset if tag == _SPECIFIC_CHARACTER_SET else _UTF8
@@ -406,22 +440,22 @@ def _converted_value(item: Dataset, tag: BaseTag, elem: DataElement, charset: _C
 
 
 def _element_value(
-    item: Dataset, tag: BaseTag, elem: DataElement | RawDataElement, charset: _Charset
+    item: Dataset, tag: BaseTag, elem: DataElement | RawDataElement, ctx: _Context
 ) -> _Value:
     """String of one element, None for Orthanc's null, or the sequence marker."""
     try:
         if not isinstance(elem, RawDataElement):
-            return _converted_value(item, tag, elem, charset)
+            return _converted_value(item, tag, elem, ctx)
         vr = elem.VR
         if vr is None or vr == "UN":
             if elem.length == _UNDEFINED_LENGTH:
                 return _Kind.SEQUENCE  # undefined length: read as a sequence
             if vr == "UN":
-                return _unknown_vr_value(item, tag, _raw_bytes(elem), charset)
-            vr = _implicit_vr(item, tag)
+                return _unknown_vr_value(item, tag, _raw_bytes(elem), ctx)
+            vr = _implicit_vr(item, tag, ctx.dictionary)
         if vr == "SQ":
             return _Kind.SEQUENCE
-        return _value_from_bytes(_raw_bytes(elem), vr, elem.is_little_endian, charset)
+        return _value_from_bytes(_raw_bytes(elem), vr, elem.is_little_endian, ctx.charset)
     except Exception:  # malformed value: Orthanc shows null rather than failing
         return None
 
@@ -511,6 +545,43 @@ def _sequence_items(elem: DataElement | RawDataElement) -> list[Dataset] | None:
     return items
 
 
+def raw_value(elem: DataElement | RawDataElement) -> bytes:
+    """An element's value as DCMTK holds it: the bytes as stored, except that binary
+    numbers of a big-endian file are given in little-endian order."""
+    if isinstance(elem, RawDataElement):
+        data = bytes(elem.value or b"")
+        vr = elem.VR
+        little = elem.is_little_endian
+    else:  # converted by pydicom already: encode it again, little-endian
+        from pydicom.filebase import DicomBytesIO
+        from pydicom.filewriter import write_data_element
+
+        buffer = DicomBytesIO()
+        buffer.is_little_endian, buffer.is_implicit_VR = True, True
+        write_data_element(buffer, elem)
+        data, vr, little = buffer.getvalue()[8:], elem.VR, True
+    size = _WORD_SIZES.get(vr or "")
+    if not little and size and len(data) % size == 0:
+        words = array.array({2: "H", 4: "I", 8: "Q"}[size], data)
+        words.byteswap()
+        data = words.tobytes()
+    return data
+
+
+def sequence_items(
+    item: Dataset, tag: BaseTag, dictionary: DicomDictionary | None = None
+) -> list[Dataset] | None:
+    """The items of an element of ``item`` that DCMTK reads as a sequence (SQ, or UN of
+    undefined length), None if it is no sequence, is absent or is malformed."""
+    elem = item.get_item(tag)
+    if elem is None:
+        return None
+    ctx = _Context(_charset(item), dictionary or default_dictionary())
+    if _element_value(item, tag, elem, ctx) is not _Kind.SEQUENCE:
+        return None
+    return _sequence_items(elem)
+
+
 def tag_value_to_string(
     ds: Dataset,
     elem_or_tag: DataElement | RawDataElement | TagType,
@@ -532,7 +603,7 @@ def tag_value_to_string(
         elem = ds.get_item(tag)
     if elem is None:
         return None
-    value = _element_value(ds, tag, elem, _charset(ds, encoding))
+    value = _element_value(ds, tag, elem, _Context(_charset(ds, encoding), default_dictionary()))
     return value if isinstance(value, str) else None
 
 
@@ -546,17 +617,32 @@ def main_dicom_tags(ds: Dataset, level: str, *, encoding: str = DEFAULT_ENCODING
     """
     if level not in MAIN_DICOM_TAGS:
         raise ValueError(f"unknown resource level: {level!r}")
-    charset = _charset(ds, encoding)
+    ctx = _Context(_charset(ds, encoding), default_dictionary())
     result: dict[str, str] = {}
     for tag in MAIN_DICOM_TAGS[level]:
         elem = ds.get_item(tag)
-        value = None if elem is None else _element_value(ds, tag, elem, charset)
+        value = None if elem is None else _element_value(ds, tag, elem, ctx)
         if isinstance(value, str) and len(value.encode(errors="replace")) <= _MAIN_TAG_MAX_LENGTH:
             result[keyword_for_tag(tag)] = value
     return dict(sorted(result.items()))
 
 
-def _full_json(item: Dataset, charset: _Charset, max_length: int, top: bool) -> dict[str, Any]:
+class _Limits(NamedTuple):
+    """Which strings are "TooLong": longer than ``max_length`` UTF-8 bytes (0: no limit),
+    except for the tags of ``ignore_length``."""
+
+    max_length: int
+    ignore_length: frozenset[int]
+
+    def too_long(self, tag: BaseTag, value: str) -> bool:
+        return bool(
+            self.max_length
+            and len(value.encode(errors="replace")) > self.max_length
+            and int(tag) not in self.ignore_length
+        )
+
+
+def _full_json(item: Dataset, ctx: _Context, limits: _Limits, top: bool) -> dict[str, Any]:
     """Orthanc's "full" JSON of a dataset or sequence item, keys in tag order."""
     result: dict[str, Any] = {}
     for tag in map(BaseTag, sorted(item.keys())):
@@ -564,15 +650,15 @@ def _full_json(item: Dataset, charset: _Charset, max_length: int, top: bool) -> 
         if elem is None or (top and tag > _PIXEL_DATA):
             continue  # Orthanc stops after the pixel data
         try:
-            name, creator = _tag_name(item, tag)
+            name, creator = _tag_name(item, tag, ctx.dictionary)
         except Exception:  # defensive: a dictionary lookup should not fail
             name, creator = _UNKNOWN_NAME, None
         key = f"{tag.group:04x},{tag.element:04x}"
-        value = _element_value(item, tag, elem, charset)
+        value = _element_value(item, tag, elem, ctx)
         if value is _Kind.SEQUENCE:
             children = _sequence_items(elem)
             if children is not None:
-                nodes = [_full_json(child, charset, max_length, False) for child in children]
+                nodes = [_full_json(child, ctx, limits, False) for child in children]
                 result[key] = {"Name": name, "Type": "Sequence", "Value": nodes}
                 continue
             value = None
@@ -581,12 +667,20 @@ def _full_json(item: Dataset, charset: _Charset, max_length: int, top: bool) -> 
             node["PrivateCreator"] = creator
         if not isinstance(value, str):
             node.update(Type="Null", Value=None)
-        elif max_length and len(value.encode(errors="replace")) > max_length:
+        elif limits.too_long(tag, value):
             node.update(Type="TooLong", Value=None)
         else:
             node.update(Type="String", Value=value)
         result[key] = node
     return result
+
+
+def simplify(full: dict[str, Any], fmt: str) -> dict[str, Any]:
+    """The "simplified" or "short" form of a "full" DICOM-as-JSON (``fmt`` "full" gives it
+    back as it is)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown DICOM-as-JSON format: {fmt!r}")
+    return full if fmt == "full" else _simplify(full, fmt == "simplified")
 
 
 def _simplify(full: dict[str, Any], by_name: bool) -> dict[str, Any]:
@@ -608,19 +702,23 @@ def dataset_to_json(
     max_length: int = 256,
     has_pixel_data: bool = False,
     encoding: str = DEFAULT_ENCODING,
+    ignore_length: frozenset[int] = frozenset(),
+    dictionary: DicomDictionary | None = None,
 ) -> dict[str, Any]:
     """Return Orthanc's DICOM-as-JSON for ``ds``: ``fmt`` "full" is ``/tags``,
     "simplified" is ``/tags?simplify`` and ``/simplified-tags``, "short" is ``/tags?short``.
 
     The file meta information (``ds.file_meta``) is not shown, nor are top-level
     elements after the pixel data.  Strings longer than ``max_length`` UTF-8 bytes
-    (0: no limit) are "TooLong" (null when simplified), main DICOM tags included.
+    (0: no limit) are "TooLong" (null when simplified), main DICOM tags included, unless
+    their tag is in ``ignore_length``.
     ``has_pixel_data=True`` adds the null PixelData entry Orthanc shows when ``ds``
     was read without its pixel data.  Raises ValueError for an unknown ``fmt``.
     """
-    if fmt not in ("full", "simplified", "short"):
+    if fmt not in FORMATS:
         raise ValueError(f"unknown DICOM-as-JSON format: {fmt!r}")
-    full = _full_json(ds, _charset(ds, encoding), max_length, True)
+    ctx = _Context(_charset(ds, encoding), dictionary or default_dictionary())
+    full = _full_json(ds, ctx, _Limits(max_length, ignore_length), True)
     if has_pixel_data and "7fe0,0010" not in full:
         full["7fe0,0010"] = {"Name": "PixelData", "Type": "Null", "Value": None}
-    return full if fmt == "full" else _simplify(full, fmt == "simplified")
+    return simplify(full, fmt)

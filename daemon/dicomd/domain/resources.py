@@ -3,16 +3,15 @@ their files and tags, statistics and deletion. REST views and scripts call this 
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from typing import Any
-
-import pydicom
 
 from ..errors import BadRequest, UnknownResource
 from ..storage.index import Index, Totals
 from ..storage.store import FileInfo, FileStore
-from .dicomjson import DEFAULT_ENCODING, dataset_to_json
+from .content import ContentService
+from .dicomjson import DEFAULT_ENCODING
+from .dictionary import DicomDictionary, default_dictionary
 from .model import ContentType, Level, Metadata, Resource, series_status
 
 MEGABYTE = 1024 * 1024
@@ -27,12 +26,18 @@ class ResourceService:
     """Reads and deletes resources, answering in Orthanc's JSON shapes."""
 
     def __init__(
-        self, index: Index, store: FileStore, encoding: Callable[[], str] | None = None
+        self,
+        index: Index,
+        store: FileStore,
+        encoding: Callable[[], str] | None = None,
+        dictionary: DicomDictionary | None = None,
     ) -> None:
         self.index = index
         self.store = store
         # The default encoding (of files without SpecificCharacterSet), which may change.
         self.encoding = encoding or (lambda: DEFAULT_ENCODING)
+        # What the DICOM files say (tags, raw content, frames).
+        self.content = ContentService(self, dictionary or default_dictionary())
 
     # -- lookups ---------------------------------------------------------------------------
     def get(self, level: Level, public_id: str) -> Resource:
@@ -149,15 +154,7 @@ class ResourceService:
 
     def instance_tags(self, public_id: str, fmt: str) -> dict[str, Any]:
         """``/tags`` (``fmt`` "full"), ``?simplify`` ("simplified") or ``?short``."""
-        resource = self.get(Level.INSTANCE, public_id)
-        files = self.index.attachments(resource)
-        header = files.get(ContentType.DicomUntilPixelData) or files.get(ContentType.Dicom)
-        if header is None:
-            raise UnknownResource(f"Instance {public_id} has no DICOM file")
-        data = self.store.read(header)
-        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True)
-        has_pixels = Metadata.PixelDataOffset in self.index.metadata(resource)
-        return dataset_to_json(ds, fmt, has_pixel_data=has_pixels, encoding=self.encoding())
+        return self.content.instance_tags(public_id, fmt)
 
     # -- statistics ------------------------------------------------------------------------
     def statistics(self) -> dict[str, Any]:

@@ -115,7 +115,7 @@ def parse_instance(data: bytes, encoding: str = DEFAULT_ENCODING) -> ParsedInsta
     without SpecificCharacterSet."""
     ds, stopped_at, forced = read_dataset(data)
     try:
-        parsed = _describe(ds, data, stopped_at, encoding)
+        parsed = _describe(ds, data, None if forced else stopped_at, encoding)
         check_complete(data, parsed.pixel_data_offset, parsed.transfer_syntax)
         check_depth(ds)
         return parsed
@@ -127,7 +127,9 @@ def parse_instance(data: bytes, encoding: str = DEFAULT_ENCODING) -> ParsedInsta
         raise BadFileFormat(f"Cannot read the DICOM file: {exc}") from exc
 
 
-def _describe(ds: Dataset, data: bytes, stopped_at: int, encoding: str) -> ParsedInstance:
+def _describe(ds: Dataset, data: bytes, stopped_at: int | None, encoding: str) -> ParsedInstance:
+    """``stopped_at``: where parsing stopped, None if the file had no DICOM preamble (its
+    pixel data offset is then unknown, as for Orthanc, whose file reader needs one)."""
     patient_id = (
         tag_value_to_string(ds, _PATIENT_ID, encoding=encoding) if _PATIENT_ID in ds else ""
     )
@@ -143,9 +145,14 @@ def _describe(ds: Dataset, data: bytes, stopped_at: int, encoding: str) -> Parse
         syntax = str(meta.TransferSyntaxUID).strip("\0 ")
     syntax = syntax or IMPLICIT_VR_LITTLE_ENDIAN
     pixel_offset = None
-    if syntax != DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN and data[stopped_at : stopped_at + 4] in (
-        _PIXEL_DATA_LE,
-        _PIXEL_DATA_BE,
+    if (
+        stopped_at is not None
+        and syntax != DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN
+        and data[stopped_at : stopped_at + 4]
+        in (
+            _PIXEL_DATA_LE,
+            _PIXEL_DATA_BE,
+        )
     ):
         pixel_offset = stopped_at
     index = None

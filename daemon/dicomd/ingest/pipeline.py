@@ -159,7 +159,11 @@ class IngestPipeline:
             return True
         has_pixels = parsed.pixel_data_offset is not None
         tags = dataset_to_json(
-            parsed.dataset, "simplified", has_pixel_data=has_pixels, encoding=parsed.encoding
+            parsed.dataset,
+            "simplified",
+            has_pixel_data=has_pixels,
+            encoding=parsed.encoding,
+            dictionary=self.config.dicom_dictionary,
         )
         info = {"HasPixelData": has_pixels, "TransferSyntaxUID": parsed.transfer_syntax}
         return self.filters.accept_instance(tags, origin.as_orthanc(), info)

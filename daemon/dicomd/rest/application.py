@@ -54,6 +54,7 @@ def create_app(services: Services) -> Flask:
         archives,
         attachments,
         changes,
+        content,
         events,
         instances,
         jobs,
@@ -76,6 +77,7 @@ def create_app(services: Services) -> Flask:
     app.register_blueprint(system.blueprint)
     app.register_blueprint(tools.blueprint)
     app.register_blueprint(instances.blueprint)
+    app.register_blueprint(content.blueprint)
     app.register_blueprint(resources.blueprint)
     app.register_blueprint(metadata.blueprint)
     app.register_blueprint(attachments.blueprint)

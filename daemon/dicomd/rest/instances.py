@@ -11,7 +11,7 @@ from flask import Blueprint, Response, g, request
 from ..domain.model import Origin
 from ..errors import BadFileFormat
 from ..services import RestAnswer
-from .common import JSON, flag, flask_answer, json_response, json_text, services, set_download_name
+from .common import JSON, flask_answer, json_text, services, set_download_name
 from .direct import DirectRequest, direct
 from .inprocess import ORIGIN_KEY
 from .server import read_body
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from ..services import Services
 
 blueprint = Blueprint("instances", __name__)
+
+DICOMWEB_JSON = "application/dicom+json"
 
 
 def _request_origin() -> Origin:
@@ -84,18 +86,13 @@ def upload() -> Response:
 
 @blueprint.get("/instances/<instance_id>/file")
 def instance_file(instance_id: str) -> Response:
+    """The DICOM file; in DICOMweb JSON when ``Accept`` is exactly ``application/dicom+json``
+    (Orthanc's test of the header)."""
+    if request.headers.get("Accept") == DICOMWEB_JSON:
+        answer = services().resources.content.dicomweb_json(instance_id)
+        if answer is not None:
+            return Response(json_text(answer), content_type=DICOMWEB_JSON)
     data = services().resources.instance_file(instance_id)
     response = Response(data, mimetype="application/dicom")
     set_download_name(response, request.args.get("filename"))
     return response
-
-
-@blueprint.get("/instances/<instance_id>/tags")
-def instance_tags(instance_id: str) -> Response:
-    fmt = "simplified" if flag("simplify") else "short" if flag("short") else "full"
-    return json_response(services().resources.instance_tags(instance_id, fmt))
-
-
-@blueprint.get("/instances/<instance_id>/simplified-tags")
-def instance_simplified_tags(instance_id: str) -> Response:
-    return json_response(services().resources.instance_tags(instance_id, "simplified"))

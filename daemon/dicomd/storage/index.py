@@ -126,6 +126,17 @@ class Index(ABC):
         """Delete an attachment and log UpdatedAttachment; None if it was not there."""
 
     @abstractmethod
+    def reconstruct_instance(
+        self,
+        instance: Resource,
+        main_tags: Mapping[Level, dict[str, str]],
+        instance_metadata: Mapping[int, str],
+    ) -> None:
+        """Replace the main DICOM tags of an instance and of its series, study and patient
+        (as read again from its file), and set some of the instance's metadata; nothing is
+        logged. UnknownResource if the instance is gone."""
+
+    @abstractmethod
     def set_protected(self, patient: Resource, protected: bool) -> None:
         """Protect a patient from recycling; unprotecting moves it to the end of the
         recycling order. UnknownResource if the patient is gone."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..domain.model import (
@@ -398,6 +398,34 @@ class SQLiteIndex(SQLiteAnnotations, SQLiteRuntime, Index):
             (*excluded, limit),
         ).fetchall()
         return [_resource(r) for r in rows]
+
+    def reconstruct_instance(
+        self,
+        instance: Resource,
+        main_tags: Mapping[Level, dict[str, str]],
+        instance_metadata: Mapping[int, str],
+    ) -> None:
+        with self._transaction() as db:
+            self._require(db, instance)
+            resource_id: int | None = instance.internal_id
+            while resource_id is not None:
+                level, parent = db.execute(
+                    "SELECT level, parent_id FROM resources WHERE id = ?", (resource_id,)
+                ).fetchone()
+                tags = main_tags.get(Level(level))
+                if tags is not None:
+                    db.execute(
+                        "UPDATE resources SET main_tags = ? WHERE id = ?",
+                        (json.dumps(tags, ensure_ascii=False), resource_id),
+                    )
+                resource_id = parent
+            for kind, value in instance_metadata.items():
+                db.execute(
+                    "INSERT INTO metadata (id, type, value, revision) VALUES (?, ?, ?, 0) "
+                    "ON CONFLICT (id, type) DO UPDATE SET value = excluded.value, "
+                    "revision = revision + 1",
+                    (instance.internal_id, kind, value),
+                )
 
     def expire_stability(self) -> None:
         with self._transaction() as db:
