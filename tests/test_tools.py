@@ -321,3 +321,18 @@ def test_reset_starts_again_with_the_configuration_read_anew(daemon_process) -> 
     assert name == "after"
     assert proc.proc is not None and proc.proc.poll() is None  # the same process
     assert client.get("/tools/default-encoding").text == "Latin1"  # settings forgotten
+
+
+def test_modalities_of_the_configuration_are_listed(make_daemon) -> None:
+    _daemon, client = make_daemon(
+        DicomModalities={"pacs": ["PACS", "127.0.0.1", 104], "ct": {"AET": "CT", "Port": 11112}}
+    )
+    assert client.get("/modalities").json() == ["ct", "pacs"]
+    expanded = client.get("/modalities?expand").json()
+    assert expanded["pacs"] == {
+        "AET": "PACS",
+        "Host": "127.0.0.1",
+        "Port": 104,
+        "Manufacturer": "Generic",
+    }
+    assert expanded["ct"]["AET"] == "CT"

@@ -59,6 +59,7 @@ def create_app(services: Services) -> Flask:
         instances,
         jobs,
         metadata,
+        modalities,
         peers,
         resources,
         scripts,
@@ -84,6 +85,7 @@ def create_app(services: Services) -> Flask:
     app.register_blueprint(archives.blueprint)
     app.register_blueprint(changes.blueprint)
     app.register_blueprint(events.blueprint)
+    app.register_blueprint(modalities.blueprint)
     app.register_blueprint(peers.blueprint)
     app.register_blueprint(jobs.blueprint)
     app.register_blueprint(scripts.blueprint)
