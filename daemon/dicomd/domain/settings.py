@@ -4,9 +4,9 @@ the log levels, whether metrics are collected.
 
 They start from the configuration file at each start (Orthanc forgets them on restart too)
 and are kept in the index, so that every process of the daemon (the HTTP helpers, the main
-process with the DICOM server) sees a change made through any of them. A process reads them
-again at most once a second (:meth:`RuntimeSettings.refresh`), and at once after its own
-change.
+process with the DICOM server) sees a change made through any of them: each use reads the
+stored value, and the main process also reads them every second, to apply log levels set
+through another process.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import fnmatch
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -105,7 +104,6 @@ class RuntimeSettings:
         self._read_only = read_only
         self._lock = threading.Lock()
         self._values: dict[str, Any] = {}
-        self._read_at = 0.0
         self._applied_levels: dict[str, str] = {}
         self._listeners: list[Callable[[], None]] = []
 
@@ -121,17 +119,17 @@ class RuntimeSettings:
         self.refresh()
 
     def refresh(self) -> None:
-        """Read the settings again (every process calls this at most once a second, from
-        the getters, and the main process on a timer), applying changed log levels."""
+        """Read the settings again (at each use, and in the main process every second),
+        applying changed log levels."""
         stored = {k: json.loads(v) for k, v in self._index.runtime_settings().items()}
         with self._lock:
             self._values = stored
-            self._read_at = time.monotonic()
         self._apply_log_levels()
 
     def _get(self, key: str, default: Any) -> Any:
-        if time.monotonic() - self._read_at > self.REFRESH_SECONDS:
-            self.refresh()
+        # Read at each use (one point query of the index, some microseconds), so that a
+        # change made through another process counts for the very next request.
+        self.refresh()
         with self._lock:
             return self._values.get(key, default)
 
